@@ -1,0 +1,1 @@
+"""Database layer: engine and session lifecycle, declarative base and mixins, partitions."""

@@ -1,0 +1,17 @@
+"""ORM models, one module per table. Importing this package registers every table on ``Base``."""
+
+from perfwatch.db.base import Base
+from perfwatch.models.archive_policy import ArchiveAction, ArchivePolicy
+from perfwatch.models.config_entry import ConfigEntry
+from perfwatch.models.metric_snapshot import MetricSnapshot
+from perfwatch.models.user import User, UserRole
+
+__all__ = [
+    "ArchiveAction",
+    "ArchivePolicy",
+    "Base",
+    "ConfigEntry",
+    "MetricSnapshot",
+    "User",
+    "UserRole",
+]
