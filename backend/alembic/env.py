@@ -12,7 +12,7 @@ from alembic import context
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from perfwatch.config import get_settings
+from perfwatch.config import Settings, SettingsError, get_settings
 from perfwatch.db.engine import build_engine
 from perfwatch.db.partitions import is_snapshot_partition
 from perfwatch.models import Base
@@ -60,8 +60,19 @@ def _run_migrations(connection: Connection) -> None:
             connection.commit()
 
 
+def _settings() -> Settings:
+    # Callers (CLI, tests) may pass explicit settings; otherwise read the environment.
+    settings = config.attributes.get("settings")
+    if isinstance(settings, Settings):
+        return settings
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        raise SystemExit(f"alembic: {exc}") from None
+
+
 async def _run_async() -> None:
-    engine = build_engine(get_settings(), null_pool=True)
+    engine = build_engine(_settings(), null_pool=True)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run_migrations)
@@ -70,7 +81,7 @@ async def _run_async() -> None:
 
 
 def run_migrations_offline() -> None:
-    url = get_settings().effective_database_url
+    url = _settings().effective_database_url
     context.configure(
         url=re.sub(r"\+(asyncpg|aiosqlite)", "", url),
         target_metadata=target_metadata,

@@ -9,11 +9,15 @@ landed in the DEFAULT partition into the day's new partition.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+logger = logging.getLogger("perfwatch.db.partitions")
 
 PARTITION_PREFIX = "metric_snapshots_p"
 DEFAULT_PARTITION = "metric_snapshots_default"
@@ -121,3 +125,23 @@ async def list_snapshot_partitions(connection: AsyncConnection | AsyncSession) -
         )
     )
     return [row[0] for row in result]
+
+
+MAINTENANCE_INTERVAL_SECONDS = 3600.0
+
+
+async def run_partition_maintenance(
+    engine: AsyncEngine, interval_seconds: float = MAINTENANCE_INTERVAL_SECONDS
+) -> None:
+    """Keep a week of partitions ahead, forever; a failed round is logged and retried later."""
+    if engine.dialect.name != "postgresql":
+        return
+    while True:
+        try:
+            async with engine.begin() as connection:
+                created = await ensure_snapshot_partitions(connection)
+            if created:
+                logger.info("created %d metric_snapshots partition(s)", created)
+        except Exception:  # the database may be away; the next round tries again
+            logger.warning("partition maintenance failed; retrying in %.0f s", interval_seconds, exc_info=True)
+        await asyncio.sleep(interval_seconds)

@@ -1,0 +1,58 @@
+"""FastAPI application factory. The lifespan opens and closes the engine and the cache."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from perfwatch import __version__
+from perfwatch.cache import build_cache
+from perfwatch.config import Settings, get_settings
+from perfwatch.db.partitions import run_partition_maintenance
+from perfwatch.db.session import close_database, init_database
+from perfwatch.errors import ConflictError, InvalidQueryError, NotFoundError, PerfWatchError, ValidationFailedError
+from perfwatch.health.router import router as health_router
+
+logger = logging.getLogger("perfwatch.app")
+
+_STATUS_BY_ERROR: dict[type[PerfWatchError], int] = {
+    NotFoundError: 404,
+    ConflictError: 409,
+    InvalidQueryError: 400,
+    ValidationFailedError: 422,
+}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = await init_database(settings)
+        app.state.cache = build_cache(settings)
+        maintenance = asyncio.create_task(run_partition_maintenance(engine), name="partition-maintenance")
+        try:
+            yield
+        finally:
+            maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await maintenance
+            await app.state.cache.close()
+            await close_database()
+
+    app = FastAPI(title="PerfWatch", version=__version__, lifespan=lifespan)
+    app.state.settings = settings
+    app.include_router(health_router)
+
+    @app.exception_handler(PerfWatchError)
+    async def domain_error(_request: Request, exc: PerfWatchError) -> JSONResponse:
+        status = next((code for kind, code in _STATUS_BY_ERROR.items() if isinstance(exc, kind)), 400)
+        return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, status_code=status)
+
+    return app

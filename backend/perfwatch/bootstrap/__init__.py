@@ -1,0 +1,1 @@
+"""First-run initialisation (admin, default config, default policies) and demo data."""

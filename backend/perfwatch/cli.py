@@ -1,0 +1,290 @@
+"""The ``perfwatch`` command line. Each command is a thin shell over services and repositories."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import typer
+from alembic import command as alembic_command
+
+from perfwatch.bootstrap.init import InitReport, initialise
+from perfwatch.bootstrap.seed import MAX_SEED_DAYS, plan_seed, seed_history
+from perfwatch.cache import build_cache, check_cache
+from perfwatch.config import Environment, Settings, SettingsError, get_settings
+from perfwatch.config_store.repository import ConfigRepository
+from perfwatch.db import migrations
+from perfwatch.db.session import check_database, close_database, init_database, unit_of_work
+from perfwatch.errors import PerfWatchError
+from perfwatch.models import UserRole
+from perfwatch.users.service import UserService
+
+T = TypeVar("T")
+
+app = typer.Typer(help="PerfWatch: self-hosted system-performance monitor.", no_args_is_help=True)
+db_app = typer.Typer(help="Schema migrations (Alembic).", no_args_is_help=True)
+user_app = typer.Typer(help="User accounts.", no_args_is_help=True)
+config_app = typer.Typer(help="Runtime configuration entries.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+app.add_typer(config_app, name="config")
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        _fail(str(exc))
+
+def _fail(message: str, code: int = 1) -> Any:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+def _run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``work`` with the engine open, turning known failures into one-line errors."""
+
+    async def wrapper() -> T:
+        await init_database(_settings())
+        try:
+            return await work()
+        finally:
+            await close_database()
+
+    try:
+        return asyncio.run(wrapper())
+    except PerfWatchError as exc:
+        return _fail(str(exc))
+    except (OSError, ConnectionError) as exc:
+        return _fail(f"cannot reach the database at {_settings().safe_database_url()}: {exc}")
+    except Exception as exc:  # driver errors: say what failed without a traceback
+        if type(exc).__module__.startswith(("sqlalchemy", "asyncpg", "sqlite3")):
+            return _fail(f"database error: {exc}".splitlines()[0])
+        raise
+
+# ----- db -------------------------------------------------------------------------------
+
+def _alembic(action: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    try:
+        action(migrations.alembic_config(_settings(), configure_logging=True), *args, **kwargs)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    except Exception as exc:
+        if type(exc).__module__.startswith(("sqlalchemy", "asyncpg", "alembic", "sqlite3")) or isinstance(
+            exc, OSError
+        ):
+            _fail(f"migration failed: {exc}".splitlines()[0])
+        raise
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    _alembic(alembic_command.upgrade, revision)
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str = typer.Argument("-1")) -> None:
+    """Revert migrations down to REVISION (default: one step; 'base' for all)."""
+    _alembic(alembic_command.downgrade, revision)
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the revision the database is at."""
+    _alembic(alembic_command.current, verbose=False)
+
+@db_app.command("history")
+def db_history() -> None:
+    """List all revisions."""
+    _alembic(alembic_command.history, verbose=False)
+
+@db_app.command("reset")
+def db_reset(yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation.")) -> None:
+    """Drop everything and migrate again (development only)."""
+    settings = _settings()
+    if settings.environment is not Environment.DEVELOPMENT:
+        _fail(f"db reset is refused when ENVIRONMENT={settings.environment.value}")
+    if not yes:
+        typer.confirm(f"Erase ALL data in {settings.safe_database_url()}?", abort=True)
+    _alembic(alembic_command.downgrade, "base")
+    _alembic(alembic_command.upgrade, "head")
+    typer.echo("database reset to an empty schema at head")
+
+# ----- init / seed -------------------------------------------------------------------------
+
+def _print_report(report: InitReport) -> None:
+    for item in report.created:
+        typer.echo(f"created  {item}")
+    for item in report.skipped:
+        typer.echo(f"skipped  {item}")
+    if report.generated_admin_password:
+        settings = get_settings()
+        typer.secho(
+            f"\nGenerated password for {settings.admin_username!r} (shown once, store it now): "
+            f"{report.generated_admin_password}\n",
+            fg=typer.colors.YELLOW,
+        )
+
+@app.command("init")
+def init() -> None:
+    """Create the admin user, default config values and archive policies if missing."""
+    settings = _settings()
+
+    async def work() -> InitReport:
+        async with unit_of_work() as session:
+            return await initialise(session, settings)
+
+    _print_report(_run(work))
+
+@app.command("seed")
+def seed(
+    days: float = typer.Option(1.0, min=0.001, max=MAX_SEED_DAYS, help="Days of history to generate."),
+    interval: int = typer.Option(60, min=1, max=86_400, help="Seconds between points."),
+    host: str | None = typer.Option(None, help="Host name to record (default: <hostname>-demo)."),
+) -> None:
+    """Generate demo history for every metric type (idempotent)."""
+    plan = plan_seed(days=days, interval_seconds=interval, host=host)
+    typer.echo(f"seeding {plan.total_rows:,} snapshots for {plan.host} ({plan.start:%Y-%m-%d %H:%M} → "
+               f"{plan.end:%Y-%m-%d %H:%M} UTC, every {interval} s)")
+    with typer.progressbar(length=plan.total_rows, label="snapshots") as bar:
+        inserted = _run(lambda: seed_history(plan, on_progress=bar.update))
+    typer.echo(f"inserted {inserted:,} new snapshots ({plan.total_rows - inserted:,} already present)")
+
+# ----- users ---------------------------------------------------------------------------------
+
+@user_app.command("create")
+def user_create(
+    username: str,
+    role: UserRole = typer.Option(UserRole.VIEWER, case_sensitive=False),
+    email: str | None = typer.Option(None),
+    full_name: str | None = typer.Option(None, "--full-name"),
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True,
+                                 envvar="PERFWATCH_NEW_PASSWORD"),
+) -> None:
+    """Create a user (the password is asked for, or read from PERFWATCH_NEW_PASSWORD)."""
+
+    async def work() -> str:
+        async with unit_of_work() as session:
+            user = await UserService(session).create_user(
+                username=username, password=password, role=role, email=email, full_name=full_name
+            )
+            return f"created user {user.username!r} ({user.role.value})"
+
+    typer.echo(_run(work))
+
+@user_app.command("list")
+def user_list(limit: int = typer.Option(100, min=1, max=1000)) -> None:
+    """List users."""
+
+    async def work() -> list[str]:
+        async with unit_of_work() as session:
+            page = await UserService(session).list_users(limit=limit)
+        lines = [f"{'USERNAME':<24} {'ROLE':<8} {'ACTIVE':<7} {'LAST LOGIN'}"]
+        for user in page.items:
+            last = user.last_login_at.isoformat(timespec="seconds") if user.last_login_at else "never"
+            lines.append(f"{user.username:<24} {user.role.value:<8} {str(user.is_active).lower():<7} {last}")
+        lines.append(f"({page.total} user(s))")
+        return lines
+
+    typer.echo("\n".join(_run(work)))
+
+@user_app.command("set-password")
+def user_set_password(
+    username: str,
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True,
+                                 envvar="PERFWATCH_NEW_PASSWORD"),
+) -> None:
+    """Set a user's password."""
+
+    async def work() -> None:
+        async with unit_of_work() as session:
+            await UserService(session).set_password(username, password)
+
+    _run(work)
+    typer.echo(f"password updated for {username!r}")
+
+# ----- config --------------------------------------------------------------------------------
+
+@config_app.command("get")
+def config_get(key: str | None = typer.Argument(None, help="Omit to list every entry.")) -> None:
+    """Show one configuration entry, or all of them."""
+
+    async def work() -> dict[str, Any]:
+        async with unit_of_work() as session:
+            repository = ConfigRepository(session)
+            if key is None:
+                return await repository.as_dict()
+            entry = await repository.get(key)
+            if entry is None:
+                raise PerfWatchError(f"no config entry {key!r} (see `perfwatch config get`)")
+            return {entry.key: entry.value}
+
+    for name, value in _run(work).items():
+        typer.echo(f"{name} = {json.dumps(value)}")
+
+@config_app.command("set")
+def config_set(key: str, value: str = typer.Argument(..., help="A JSON value; bare words are strings.")) -> None:
+    """Set a configuration entry."""
+    try:
+        parsed: Any = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+
+    async def work() -> None:
+        async with unit_of_work() as session:
+            await ConfigRepository(session).set_value(key, parsed, updated_by="cli")
+
+    _run(work)
+    typer.echo(f"{key} = {json.dumps(parsed)}")
+
+# ----- check / serve ---------------------------------------------------------------------------
+
+@app.command("check")
+def check() -> None:
+    """Reach the database and the cache (Redis); say which one fails."""
+    settings = _settings()
+
+    async def work() -> list[tuple[str, str | None]]:
+        engine = await init_database(settings)
+        cache = build_cache(settings)
+        try:
+            return [
+                (f"database {settings.safe_database_url()}", await check_database(engine, timeout=5)),
+                (f"cache {cache.name}", await check_cache(cache, timeout=5)),
+            ]
+        finally:
+            await cache.close()
+
+    results = _run(work)
+    for name, problem in results:
+        if problem is None:
+            typer.secho(f"ok    {name}", fg=typer.colors.GREEN)
+        else:
+            typer.secho(f"FAIL  {name}: {problem}", fg=typer.colors.RED)
+    if any(problem for _, problem in results):
+        raise typer.Exit(1)
+
+@app.command("serve")
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, min=1, max=65535),
+    migrate: bool = typer.Option(True, help="Apply migrations and init before serving."),
+) -> None:
+    """Migrate, initialise and serve the API with uvicorn."""
+    import uvicorn
+
+    settings = _settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if migrate:
+        _alembic(alembic_command.upgrade, "head")
+        init()
+    typer.echo(f"serving PerfWatch on http://{host}:{port} (database: {settings.safe_database_url()})")
+    uvicorn.run("perfwatch.app:create_app", factory=True, host=host, port=port,
+                log_level=settings.log_level.lower())
+
+def main() -> None:
+    try:
+        app()
+    except SettingsError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(1)

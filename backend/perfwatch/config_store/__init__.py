@@ -1,0 +1,1 @@
+"""Runtime configuration entries (sampling intervals, top-N, TTLs…) stored in the database."""

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from typing import Any, ClassVar, TypeVar, overload
+
+from pydantic import TypeAdapter, ValidationError
+
+from perfwatch.errors import ValidationFailedError
+from perfwatch.kit.repository import Repository
+from perfwatch.models import ConfigEntry
+
+T = TypeVar("T")
+
+_MISSING: Any = object()
+
+
+class ConfigRepository(Repository[ConfigEntry]):
+    model = ConfigEntry
+    sortable_fields: ClassVar[frozenset[str]] = frozenset({"key", "updated_at"})
+    filterable_fields: ClassVar[frozenset[str]] = frozenset({"key", "updated_by"})
+    default_sort = ("key",)
+
+    def _primary_key(self) -> Any:
+        return ConfigEntry.key
+
+    @overload
+    async def get_value(self, key: str, as_type: type[T]) -> T: ...
+    @overload
+    async def get_value(self, key: str, as_type: type[T], default: T) -> T: ...
+
+    async def get_value(self, key: str, as_type: type[T], default: T = _MISSING) -> T:
+        """The value of ``key`` converted to ``as_type``; ``default`` when the key is absent."""
+        entry = await self.get(key)
+        if entry is None:
+            if default is _MISSING:
+                raise KeyError(key)
+            return default
+        try:
+            return TypeAdapter(as_type).validate_python(entry.value)
+        except ValidationError as exc:
+            raise ValidationFailedError(
+                f"config {key!r} holds {entry.value!r}, not a valid {getattr(as_type, '__name__', as_type)}"
+            ) from exc
+
+    async def set_value(
+        self, key: str, value: Any, *, updated_by: str | None = None, description: str | None = None
+    ) -> ConfigEntry:
+        entry = await self.get(key)
+        if entry is None:
+            return await self.create(key=key, value=value, updated_by=updated_by, description=description)
+        changes: dict[str, Any] = {"value": value, "updated_by": updated_by}
+        if description is not None:
+            changes["description"] = description
+        return await self.update(entry, **changes)
+
+    async def as_dict(self) -> dict[str, Any]:
+        page = await self.list(limit=1000)
+        return {entry.key: entry.value for entry in page.items}

@@ -1,0 +1,223 @@
+"""A typed generic async repository: query, flush, never commit.
+
+Filters are given as ``{"field": value}`` (equality) or ``{"field__op": value}`` with ``op`` one of
+``eq, ne, in, gt, gte, lt, lte, icontains, isnull``. Only whitelisted fields may be filtered or
+sorted on; anything else raises ``InvalidQueryError`` with the allowed names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from perfwatch.db.base import Base, SoftDeleteMixin
+from perfwatch.errors import ConflictError, InvalidQueryError, NotFoundError
+
+ModelT = TypeVar("ModelT", bound=Base)
+
+MAX_PAGE_SIZE = 1000
+
+_OPERATORS: dict[str, Callable[[InstrumentedAttribute[Any], Any], ColumnElement[bool]]] = {
+    "eq": lambda column, value: column == value,
+    "ne": lambda column, value: column != value,
+    "in": lambda column, value: column.in_(list(value)),
+    "gt": lambda column, value: column > value,
+    "gte": lambda column, value: column >= value,
+    "lt": lambda column, value: column < value,
+    "lte": lambda column, value: column <= value,
+    "icontains": lambda column, value: func.lower(column).contains(str(value).lower(), autoescape=True),
+    "isnull": lambda column, value: column.is_(None) if value else column.is_not(None),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[ModelT]):
+    items: list[ModelT]
+    total: int
+    limit: int
+    offset: int
+
+    @property
+    def has_more(self) -> bool:
+        return self.offset + len(self.items) < self.total
+
+
+class Repository(Generic[ModelT]):
+    model: ClassVar[type[Base]]
+    sortable_fields: ClassVar[frozenset[str]] = frozenset()
+    filterable_fields: ClassVar[frozenset[str]] = frozenset()
+    default_sort: ClassVar[Sequence[str]] = ()
+    # Maps a column named in a uniqueness violation to the message users see.
+    conflict_messages: ClassVar[Mapping[str, str]] = {}
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # ----- reads -------------------------------------------------------------------------
+    def _base_query(self, *, include_deleted: bool = False) -> Select[tuple[ModelT]]:
+        query: Select[tuple[ModelT]] = select(self.model)  # type: ignore[assignment]
+        if not include_deleted and issubclass(self.model, SoftDeleteMixin):
+            query = query.where(self.model.deleted_at.is_(None))
+        return query
+
+    def _primary_key(self) -> InstrumentedAttribute[Any]:
+        key: InstrumentedAttribute[Any] = getattr(self.model, "id")  # noqa: B009
+        return key
+
+    async def get(self, id_: Any, *, include_deleted: bool = False) -> ModelT | None:
+        query = self._base_query(include_deleted=include_deleted).where(self._primary_key() == id_)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def get_or_raise(self, id_: Any, *, include_deleted: bool = False) -> ModelT:
+        item = await self.get(id_, include_deleted=include_deleted)
+        if item is None:
+            raise NotFoundError(f"{self.model.__name__} {id_} not found")
+        return item
+
+    async def get_many(self, ids: Iterable[Any], *, include_deleted: bool = False) -> list[ModelT]:
+        wanted = list(ids)
+        if not wanted:
+            return []
+        query = self._base_query(include_deleted=include_deleted).where(self._primary_key().in_(wanted))
+        return list((await self.session.execute(query)).scalars())
+
+    async def list(
+        self,
+        *,
+        filters: Mapping[str, Any] | None = None,
+        sort: Sequence[str] | str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        include_deleted: bool = False,
+    ) -> Page[ModelT]:
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise InvalidQueryError(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
+        if offset < 0:
+            raise InvalidQueryError(f"offset must be 0 or more, got {offset}")
+        conditions = self._conditions(filters or {})
+        query = self._base_query(include_deleted=include_deleted).where(*conditions)
+        total_query = select(func.count()).select_from(query.order_by(None).subquery())
+        total = int((await self.session.execute(total_query)).scalar_one())
+        ordered = query.order_by(*self._ordering(sort)).limit(limit).offset(offset)
+        items = list((await self.session.execute(ordered)).scalars())
+        return Page(items=items, total=total, limit=limit, offset=offset)
+
+    async def count(self, *, filters: Mapping[str, Any] | None = None, include_deleted: bool = False) -> int:
+        query = self._base_query(include_deleted=include_deleted).where(*self._conditions(filters or {}))
+        total_query = select(func.count()).select_from(query.subquery())
+        return int((await self.session.execute(total_query)).scalar_one())
+
+    async def exists(self, *, include_deleted: bool = False, **filters: Any) -> bool:
+        query = self._base_query(include_deleted=include_deleted).where(*self._conditions(filters))
+        return bool((await self.session.execute(select(query.exists()))).scalar())
+
+    # ----- writes (flush only; the caller's unit of work commits) ------------------------
+    async def create(self, item: ModelT | None = None, /, **values: Any) -> ModelT:
+        instance = item if item is not None else self.model(**values)
+        await self._flush_guarded(lambda: self.session.add(instance), added=[instance])
+        return instance  # type: ignore[return-value]
+
+    async def bulk_create(self, items: Iterable[ModelT | Mapping[str, Any]]) -> list[ModelT]:
+        instances = [
+            item if isinstance(item, Base) else self.model(**item)  # type: ignore[misc]
+            for item in items
+        ]
+        if instances:
+            await self._flush_guarded(lambda: self.session.add_all(instances), added=instances)
+        return instances  # type: ignore[return-value]
+
+    async def update(self, item: ModelT, /, **values: Any) -> ModelT:
+        unknown = set(values) - set(self.model.__mapper__.column_attrs.keys())
+        if unknown:
+            raise InvalidQueryError(f"{self.model.__name__} has no field(s) {', '.join(sorted(unknown))}")
+
+        def apply() -> None:
+            for name, value in values.items():
+                setattr(item, name, value)
+
+        await self._flush_guarded(apply)
+        return item
+
+    async def delete(self, item: ModelT) -> None:
+        await self.session.delete(item)
+        await self.session.flush()
+
+    async def soft_delete(self, item: ModelT) -> ModelT:
+        self._require_soft_delete()
+        item.soft_delete()  # type: ignore[attr-defined]
+        await self.session.flush()
+        return item
+
+    async def restore(self, item: ModelT) -> ModelT:
+        self._require_soft_delete()
+        # Restoring can collide with a newer row that took the same unique value.
+        await self._flush_guarded(item.restore)  # type: ignore[attr-defined]
+        return item
+
+    # ----- helpers ----------------------------------------------------------------------
+    def _require_soft_delete(self) -> None:
+        if not issubclass(self.model, SoftDeleteMixin):
+            raise InvalidQueryError(f"{self.model.__name__} does not support soft delete")
+
+    async def _flush_guarded(self, change: Callable[[], None], added: Sequence[Base] = ()) -> None:
+        """Apply ``change`` and flush it inside a savepoint, so that a uniqueness violation
+        becomes a ``ConflictError`` and leaves the caller's transaction usable."""
+        await self.session.flush()  # earlier pending work must not fail inside our savepoint
+        try:
+            async with self.session.begin_nested():
+                change()
+        except IntegrityError as exc:
+            for instance in added:
+                if instance in self.session:
+                    self.session.expunge(instance)
+            raise self._conflict_error(exc) from exc
+
+    def _conflict_error(self, exc: IntegrityError) -> ConflictError:
+        message = str(exc.orig)
+        for column, text in self.conflict_messages.items():
+            if re.search(rf"(\b|_|\.){re.escape(column)}(\b|_|\")", message):
+                return ConflictError(text)
+        return ConflictError(f"{self.model.__name__} conflicts with an existing row")
+
+    def _conditions(self, filters: Mapping[str, Any]) -> list[ColumnElement[bool]]:
+        conditions = []
+        for key, value in filters.items():
+            field, _, operator = key.partition("__")
+            operator = operator or "eq"
+            if field not in self.filterable_fields:
+                raise InvalidQueryError(
+                    f"cannot filter on {field!r}; allowed: {', '.join(sorted(self.filterable_fields))}"
+                )
+            build = _OPERATORS.get(operator)
+            if build is None:
+                raise InvalidQueryError(
+                    f"unknown filter operator {operator!r}; allowed: {', '.join(_OPERATORS)}"
+                )
+            if operator == "in" and (isinstance(value, str) or not isinstance(value, Iterable)):
+                raise InvalidQueryError(f"filter {key!r} needs a list of values")
+            conditions.append(build(getattr(self.model, field), value))
+        return conditions
+
+    def _ordering(self, sort: Sequence[str] | str | None) -> list[Any]:
+        fields = [sort] if isinstance(sort, str) else list(sort or self.default_sort)
+        ordering: list[Any] = []
+        for spec in fields:
+            descending = spec.startswith("-")
+            name = spec.lstrip("+-")
+            if name not in self.sortable_fields:
+                raise InvalidQueryError(
+                    f"cannot sort by {name!r}; allowed: {', '.join(sorted(self.sortable_fields))}"
+                )
+            column = getattr(self.model, name)
+            ordering.append(column.desc() if descending else column.asc())
+        # A unique tie-breaker keeps offset pagination stable.
+        ordering.append(self._primary_key().asc())
+        return ordering
+

@@ -1,0 +1,1 @@
+"""Metric snapshots: storage and queries of what the sampler collects."""

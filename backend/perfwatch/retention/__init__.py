@@ -1,0 +1,1 @@
+"""Archive and retention policies for metric history."""
