@@ -52,6 +52,7 @@ def build_engine(settings: Settings, *, null_pool: bool = False) -> AsyncEngine:
     engine = create_async_engine(url, **kwargs)
     if settings.database_dialect == "sqlite":
         event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
+        event.listen(engine.sync_engine, "begin", _begin_sqlite_transaction)
     _install_slow_query_log(engine.sync_engine, settings.slow_query_ms)
     return engine
 
@@ -70,6 +71,13 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    # The sqlite3 driver's own transaction handling breaks SAVEPOINT; SQLAlchemy emits BEGIN
+    # itself instead (see the SQLAlchemy SQLite dialect docs, "Serializable isolation").
+    dbapi_connection.isolation_level = None
+
+
+def _begin_sqlite_transaction(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN")
 
 
 def _install_slow_query_log(sync_engine: Engine, threshold_ms: float) -> None:

@@ -1,0 +1,146 @@
+"""Fixtures: real PostgreSQL 16 and SQLite, migrated once per run; each test runs inside a
+transaction that is rolled back at the end (savepoint mode), so tests never see each other."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from perfwatch.config import Settings, get_settings
+from perfwatch.db import migrations
+from perfwatch.db.engine import build_engine
+from tests.services import (
+    TEST_DATABASE_NAME,
+    PostgresServer,
+    RedisServer,
+    start_postgres,
+    start_redis,
+    unavailable,
+)
+
+DIALECTS = ("postgres", "sqlite")
+
+# Settings read from the environment must never point tests at a developer's database.
+for _name in ("DATABASE_URL", "REDIS_URL", "ENVIRONMENT", "ADMIN_PASSWORD", "ADMIN_USERNAME"):
+    os.environ.pop(_name, None)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = start_postgres()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = start_redis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: RedisServer) -> str:
+    if redis_server.problem:
+        unavailable(redis_server.problem)
+    return redis_server.url
+
+
+async def recreate_database(server: PostgresServer, name: str) -> str:
+    """Drop and create database ``name`` on ``server``; return its SQLAlchemy URL."""
+    if server.problem:
+        unavailable(server.problem)
+    connection = await asyncpg.connect(server.admin_url.replace("+asyncpg", ""))
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return server.url_for(name)
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    return Settings(database_url=database_url, environment="test", secret_key="t" * 40, **overrides)
+
+
+@pytest.fixture(scope="session")
+async def postgres_url(postgres_server: PostgresServer) -> str:
+    """A dedicated, migrated test database (never the development one)."""
+    url = await recreate_database(postgres_server, TEST_DATABASE_NAME)
+    await asyncio.to_thread(migrations.upgrade, "head", make_settings(url))
+    return url
+
+
+@pytest.fixture(scope="session")
+async def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path: Path = tmp_path_factory.mktemp("sqlite") / "perfwatch_test.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    await asyncio.to_thread(migrations.upgrade, "head", make_settings(url))
+    return url
+
+
+@pytest.fixture(scope="session")
+async def postgres_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = build_engine(make_settings(postgres_url))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def sqlite_engine(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = build_engine(make_settings(sqlite_url))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(params=DIALECTS)
+def dialect(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def engine(dialect: str, request: pytest.FixtureRequest) -> AsyncEngine:
+    return request.getfixturevalue(f"{dialect}_engine")  # type: ignore[no-any-return]
+
+
+@asynccontextmanager
+async def rolled_back_session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session whose commits become savepoints inside one outer transaction, rolled back after."""
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        test_session = AsyncSession(
+            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+        try:
+            yield test_session
+        finally:
+            await test_session.close()
+            await transaction.rollback()
+
+
+@pytest.fixture
+async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """Parametrized over both dialects."""
+    async with rolled_back_session(engine) as test_session:
+        yield test_session
+
+
+@pytest.fixture
+async def pg_session(postgres_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """For PostgreSQL-only behaviour (partitions, JSONB, locks)."""
+    async with rolled_back_session(postgres_engine) as test_session:
+        yield test_session
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings_cache() -> Iterator[None]:
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
