@@ -122,13 +122,13 @@ class SnapshotRepository(Repository[MetricSnapshot]):
         A plain ``SELECT DISTINCT`` would read every row of a table holding months of history;
         the recursive query jumps from one type to the next through the index instead.
         """
-        host_filter = "host = :host AND " if host is not None else ""
+        host_filter = "m.host = :host AND " if host is not None else ""
         query = text(
             "WITH RECURSIVE types(metric_type) AS ("
-            f" SELECT (SELECT metric_type FROM metric_snapshots WHERE {host_filter}true"
-            "  ORDER BY metric_type LIMIT 1)"
+            f" SELECT (SELECT m.metric_type FROM metric_snapshots m WHERE {host_filter}true"
+            "  ORDER BY m.metric_type LIMIT 1)"
             " UNION ALL"
-            f" SELECT (SELECT m.metric_type FROM metric_snapshots m WHERE {host_filter.replace('host', 'm.host')}"
+            f" SELECT (SELECT m.metric_type FROM metric_snapshots m WHERE {host_filter}"
             "  m.metric_type > types.metric_type ORDER BY m.metric_type LIMIT 1)"
             " FROM types WHERE types.metric_type IS NOT NULL"
             ") SELECT metric_type FROM types WHERE metric_type IS NOT NULL"

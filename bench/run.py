@@ -1,0 +1,236 @@
+"""PerfWatch benchmarks: ``make bench``.
+
+Prints one line per figure, ``BENCH <name> <value> <unit>``, and writes bench/results.json.
+Runs against PostgreSQL 16 (``BENCH_DATABASE_URL``, else the throwaway server of
+scripts/pg16.sh) on a dedicated database that is recreated each run.
+
+Sizes: BENCH_DAYS (default 7) days of 1 s snapshots of one metric type; BENCH_INSERT_ROWS
+(default 50000) rows for the bulk-insert comparison; BENCH_SAMPLES (default 300) timed
+repetitions per query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from sqlalchemy import text
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "backend"))
+
+from perfwatch.bootstrap.seed import SeedPlan, generate_rows  # noqa: E402
+from perfwatch.config import Settings  # noqa: E402
+from perfwatch.db import migrations  # noqa: E402
+from perfwatch.db.engine import build_engine  # noqa: E402
+from perfwatch.db.partitions import ensure_snapshot_partitions  # noqa: E402
+from perfwatch.db.session import make_sessionmaker  # noqa: E402
+from perfwatch.metrics.repository import SnapshotRepository, SnapshotRow  # noqa: E402
+
+BENCH_DATABASE = "perfwatch_bench"
+HOST = "bench-host"
+METRIC_TYPE = "cpu"
+
+results: list[dict[str, Any]] = []
+
+
+def report(name: str, value: float, unit: str) -> None:
+    print(f"BENCH {name} {value:.4g} {unit}", flush=True)
+    results.append({"name": name, "value": value, "unit": unit})
+
+
+def admin_url() -> str:
+    explicit = os.environ.get("BENCH_DATABASE_URL")
+    if explicit:
+        return explicit
+    script = REPO_ROOT / "scripts" / "pg16.sh"
+    subprocess.run([str(script), "start"], check=True, stdout=subprocess.DEVNULL)
+    return subprocess.run([str(script), "url"], check=True, capture_output=True, text=True).stdout.strip()
+
+
+async def recreate(url: str) -> str:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
+        await connection.execute(f"CREATE DATABASE {BENCH_DATABASE}")
+        version = await connection.fetchval("SHOW server_version")
+    finally:
+        await connection.close()
+    print(f"# PostgreSQL {version}", flush=True)
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{BENCH_DATABASE}"
+
+
+async def timed(samples: int, call: Callable[[], Awaitable[Any]]) -> list[float]:
+    for _ in range(max(5, samples // 20)):  # warm caches and prepared statements
+        await call()
+    durations = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        await call()
+        durations.append((time.perf_counter() - started) * 1000)
+    return durations
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def report_latency(name: str, durations: list[float]) -> None:
+    report(f"{name}_p50", statistics.median(durations), "ms")
+    report(f"{name}_p95", percentile(durations, 0.95), "ms")
+
+
+def rows_for(plan: SeedPlan) -> list[SnapshotRow]:
+    return list(generate_rows(plan, METRIC_TYPE))
+
+
+async def main() -> None:
+    days = float(os.environ.get("BENCH_DAYS", "7"))
+    insert_rows = int(os.environ.get("BENCH_INSERT_ROWS", "50000"))
+    samples = int(os.environ.get("BENCH_SAMPLES", "300"))
+    url = await recreate(admin_url())
+    settings = Settings(database_url=url, slow_query_ms=0)
+    await asyncio.to_thread(migrations.upgrade, "head", settings)
+    engine = build_engine(settings)
+    sessions = make_sessionmaker(engine)
+    end = datetime(2026, 1, 8, tzinfo=UTC)
+
+    # ----- dataset: BENCH_DAYS of 1 s snapshots of one type --------------------------------
+    plan = SeedPlan(HOST, end - timedelta(days=days), end, 1, (METRIC_TYPE,))
+    async with sessions() as session:
+        await ensure_snapshot_partitions(session, days_behind=int(days) + 2, today=end.date())
+        await session.commit()
+    started = time.perf_counter()
+    batch: list[SnapshotRow] = []
+    for row in generate_rows(plan, METRIC_TYPE):
+        batch.append(row)
+        if len(batch) == 10_000:
+            async with sessions() as session:
+                await SnapshotRepository(session).bulk_insert_ignore_conflicts(batch)
+                await session.commit()
+            batch = []
+    if batch:
+        async with sessions() as session:
+            await SnapshotRepository(session).bulk_insert_ignore_conflicts(batch)
+            await session.commit()
+    maintenance = await asyncpg.connect(url.replace("+asyncpg", ""))
+    await maintenance.execute("VACUUM ANALYZE metric_snapshots")
+    await maintenance.close()
+    report("dataset_rows", plan.points_per_type, "rows")
+    print(f"# dataset loaded in {time.perf_counter() - started:.1f} s", flush=True)
+
+    # ----- simple queries through the repository --------------------------------------------
+    async with sessions() as session:
+        repository = SnapshotRepository(session)
+        ids = (await session.execute(text("SELECT id FROM metric_snapshots ORDER BY random() LIMIT 500"))).scalars().all()
+        cursor = iter(ids * (samples // len(ids) + 2))
+
+        async def get_by_id() -> None:
+            session.expunge_all()
+            assert await repository.get(next(cursor)) is not None
+
+        async def latest() -> None:
+            session.expunge_all()
+            assert await repository.latest(HOST, METRIC_TYPE) is not None
+
+        hour_start = end - timedelta(hours=5)
+
+        async def one_hour_page() -> None:
+            session.expunge_all()
+            page = await repository.range(
+                metric_type=METRIC_TYPE, host=HOST, start=hour_start, end=hour_start + timedelta(hours=1),
+                limit=1000,
+            )
+            assert len(page.items) == 1000
+
+        async def one_hour_all() -> None:
+            session.expunge_all()
+            token, total = None, 0
+            while True:
+                page = await repository.range(
+                    metric_type=METRIC_TYPE, host=HOST, start=hour_start,
+                    end=hour_start + timedelta(hours=1), limit=1000, cursor=token,
+                )
+                total += len(page.items)
+                token = page.next_cursor
+                if token is None:
+                    break
+            assert total == 3600
+
+        report_latency("snapshot_get_by_id", await timed(samples, get_by_id))
+        report_latency("snapshot_latest", await timed(samples, latest))
+        report_latency("snapshot_latest_per_type", await timed(samples, lambda: repository.latest_per_type(HOST)))
+        report_latency("snapshot_range_1h_first_page_1000", await timed(samples, one_hour_page))
+        report_latency("snapshot_range_1h_all_3600", await timed(max(30, samples // 10), one_hour_all))
+
+    # ----- bulk insert: repository vs raw asyncpg COPY, same rows, same run ---------------------
+    insert_end = datetime(2026, 3, 1, tzinfo=UTC)
+    insert_plan = SeedPlan("insert-host", insert_end - timedelta(seconds=insert_rows), insert_end, 1, (METRIC_TYPE,))
+    insert_rows_list = rows_for(insert_plan)
+    async with sessions() as session:
+        await ensure_snapshot_partitions(session, days_behind=2, days_ahead=0, today=insert_end.date())
+        await session.commit()
+    raw = await asyncpg.connect(url.replace("+asyncpg", ""))
+
+    async def clear() -> None:
+        await raw.execute("DELETE FROM metric_snapshots WHERE host = 'insert-host'")
+        await raw.execute("VACUUM metric_snapshots")
+
+    async def via_repository() -> float:
+        await clear()
+        started = time.perf_counter()
+        for offset in range(0, len(insert_rows_list), 5_000):
+            async with sessions() as session:
+                await SnapshotRepository(session).bulk_insert_ignore_conflicts(insert_rows_list[offset : offset + 5_000])
+                await session.commit()
+        return len(insert_rows_list) / (time.perf_counter() - started)
+
+    async def via_copy() -> float:
+        await clear()
+        started = time.perf_counter()
+        for offset in range(0, len(insert_rows_list), 5_000):
+            records = [
+                (row.host, row.captured_at, row.metric_type, json.dumps(row.metric_data, separators=(",", ":")))
+                for row in insert_rows_list[offset : offset + 5_000]
+            ]
+            await raw.copy_records_to_table(
+                "metric_snapshots", records=records, columns=["host", "captured_at", "metric_type", "metric_data"]
+            )
+        return len(insert_rows_list) / (time.perf_counter() - started)
+
+    repository_rates, copy_rates = [], []
+    for _ in range(3):  # interleaved, so machine noise hits both sides alike
+        repository_rates.append(await via_repository())
+        copy_rates.append(await via_copy())
+    await raw.close()
+    repository_rate, copy_rate = statistics.median(repository_rates), statistics.median(copy_rates)
+    report("bulk_insert_repository", repository_rate, "rows/s")
+    report("bulk_insert_asyncpg_copy", copy_rate, "rows/s")
+    report("bulk_insert_ratio_vs_copy", repository_rate / copy_rate, "x")
+    await engine.dispose()
+
+    out = REPO_ROOT / "bench" / "results.json"
+    out.write_text(json.dumps({
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "parameters": {"days": days, "insert_rows": insert_rows, "samples": samples},
+        "results": results,
+    }, indent=2) + "\n")
+    print(f"# wrote {out.relative_to(REPO_ROOT)}", flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
