@@ -104,6 +104,13 @@ class Settings(BaseSettings):
             return None
         return value
 
+    @field_validator("perfwatch_data_dir", mode="before")
+    @classmethod
+    def _blank_data_dir_is_default(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return default_data_dir()
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _normalise_database_url(cls, value: str | None) -> str | None:
