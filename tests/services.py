@@ -61,6 +61,9 @@ def start_postgres() -> PostgresServer:
     explicit = os.environ.get("TEST_DATABASE_URL")
     if explicit:
         return PostgresServer(admin_url=explicit)
+    already_running = (
+        subprocess.run([str(PG16_SCRIPT), "status"], capture_output=True, check=False).returncode == 0
+    )
     try:
         subprocess.run([str(PG16_SCRIPT), "start"], check=True, capture_output=True, text=True, timeout=300)
         url = subprocess.run(
@@ -69,7 +72,8 @@ def start_postgres() -> PostgresServer:
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
         detail = getattr(exc, "stderr", "") or str(exc)
         return PostgresServer(admin_url="", problem=f"could not start PostgreSQL 16: {detail.strip()}")
-    return PostgresServer(admin_url=url, started_here=True)
+    # A server that was already up (another run, a developer) is left running afterwards.
+    return PostgresServer(admin_url=url, started_here=not already_running)
 
 
 @dataclass
