@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, TypeVar, overload
 
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import select
 
 from perfwatch.errors import ValidationFailedError
 from perfwatch.kit.repository import Repository
@@ -53,5 +54,6 @@ class ConfigRepository(Repository[ConfigEntry]):
         return await self.update(entry, **changes)
 
     async def as_dict(self) -> dict[str, Any]:
-        page = await self.list(limit=1000)
-        return {entry.key: entry.value for entry in page.items}
+        # Every entry: a page (at most MAX_PAGE_SIZE rows) would silently drop the rest.
+        entries = await self.session.execute(select(ConfigEntry).order_by(ConfigEntry.key))
+        return {entry.key: entry.value for entry in entries.scalars()}

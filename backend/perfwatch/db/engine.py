@@ -84,13 +84,28 @@ def _install_slow_query_log(sync_engine: Engine, threshold_ms: float) -> None:
     if threshold_ms <= 0:
         return
 
+    # The start time rides on the statement's execution context: a statement that fails never
+    # reaches after_cursor_execute, and a per-connection stack would keep its entry forever.
     @event.listens_for(sync_engine, "before_cursor_execute")
     def _start_timer(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
-        conn.info.setdefault("perfwatch_query_start", []).append(time.perf_counter())
+        if context is not None:
+            context.perfwatch_query_start = time.perf_counter()
 
     @event.listens_for(sync_engine, "after_cursor_execute")
     def _log_if_slow(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
-        started = conn.info["perfwatch_query_start"].pop()
+        _log_slow(getattr(context, "perfwatch_query_start", None), statement, "")
+
+    # Failed statements count too: the slowest ones are those statement_timeout cancels.
+    @event.listens_for(sync_engine, "handle_error")
+    def _log_failed_if_slow(exception_context: Any) -> None:
+        started = getattr(exception_context.execution_context, "perfwatch_query_start", None)
+        _log_slow(started, exception_context.statement or "", ", failed")
+
+    def _log_slow(started: float | None, statement: str, outcome: str) -> None:
+        if started is None:
+            return
         elapsed_ms = (time.perf_counter() - started) * 1000
         if elapsed_ms >= threshold_ms:
-            slow_query_logger.warning("slow query (%.1f ms): %s", elapsed_ms, " ".join(statement.split()))
+            slow_query_logger.warning(
+                "slow query (%.1f ms%s): %s", elapsed_ms, outcome, " ".join(statement.split())
+            )

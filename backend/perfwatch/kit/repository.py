@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, func, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -35,6 +35,15 @@ _OPERATORS: dict[str, Callable[[InstrumentedAttribute[Any], Any], ColumnElement[
     "icontains": lambda column, value: func.lower(column).contains(str(value).lower(), autoescape=True),
     "isnull": lambda column, value: column.is_(None) if value else column.is_not(None),
 }
+
+
+# PostgreSQL and SQLite wording of a uniqueness violation, and of the other integrity rules.
+_UNIQUE_VIOLATION = re.compile(r"duplicate key value violates unique|UNIQUE constraint failed")
+_BROKEN_RULE = re.compile(
+    r'null value in column "(?P<null>[^"]+)"|violates check constraint "(?P<check>[^"]+)"'
+    r"|NOT NULL constraint failed: (?P<sqlite_null>[\w.]+)"
+    r"|CHECK constraint failed: (?P<sqlite_check>\w+)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +151,7 @@ class Repository(Generic[ModelT]):
             for name, value in values.items():
                 setattr(item, name, value)
 
-        await self._flush_guarded(apply)
+        await self._flush_guarded(apply, changed=[item])
         return item
 
     async def delete(self, item: ModelT) -> None:
@@ -158,7 +167,7 @@ class Repository(Generic[ModelT]):
     async def restore(self, item: ModelT) -> ModelT:
         self._require_soft_delete()
         # Restoring can collide with a newer row that took the same unique value.
-        await self._flush_guarded(item.restore)  # type: ignore[attr-defined]
+        await self._flush_guarded(item.restore, changed=[item])  # type: ignore[attr-defined]
         return item
 
     # ----- helpers ----------------------------------------------------------------------
@@ -166,21 +175,37 @@ class Repository(Generic[ModelT]):
         if not issubclass(self.model, SoftDeleteMixin):
             raise InvalidQueryError(f"{self.model.__name__} does not support soft delete")
 
-    async def _flush_guarded(self, change: Callable[[], None], added: Sequence[Base] = ()) -> None:
+    async def _flush_guarded(
+        self, change: Callable[[], None], added: Sequence[Base] = (), changed: Sequence[Base] = ()
+    ) -> None:
         """Apply ``change`` and flush it inside a savepoint, so that a uniqueness violation
         becomes a ``ConflictError`` and leaves the caller's transaction usable."""
         await self.session.flush()  # earlier pending work must not fail inside our savepoint
         try:
             async with self.session.begin_nested():
                 change()
-        except IntegrityError as exc:
+        except Exception as exc:
             for instance in added:
                 if instance in self.session:
                     self.session.expunge(instance)
-            raise self._conflict_error(exc) from exc
+            for instance in changed:
+                # Rolling the savepoint back expired the instance, and an async session cannot
+                # lazy-load: reload the stored values so the caller can still use it.
+                if inspect(instance).persistent:
+                    await self.session.refresh(instance)
+            if isinstance(exc, IntegrityError):
+                raise self._conflict_error(exc) from exc
+            raise
 
     def _conflict_error(self, exc: IntegrityError) -> ConflictError:
         message = str(exc.orig)
+        if not _UNIQUE_VIOLATION.search(message):
+            # A NOT NULL or CHECK rule: naming a duplicate here would send the user astray.
+            rule = _BROKEN_RULE.search(message)
+            broken = next((name for name in rule.groups() if name), "") if rule else ""
+            return ConflictError(
+                f"{self.model.__name__} breaks a database rule ({broken or 'integrity'})"
+            )
         for column, text in self.conflict_messages.items():
             if re.search(rf"(\b|_|\.){re.escape(column)}(\b|_|\")", message):
                 return ConflictError(text)

@@ -54,7 +54,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         captured_at, _, snapshot_id = base64.urlsafe_b64decode(padded).decode().partition("|")
-        return datetime.fromisoformat(captured_at), int(snapshot_id)
+        after_time, after_id = datetime.fromisoformat(captured_at), int(snapshot_id)
+        # A naive time or an id beyond BIGINT would otherwise fail in the database driver.
+        if after_time.tzinfo is None or not 0 <= after_id < 2**63:
+            raise ValueError(cursor)
+        return after_time, after_id
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidQueryError("cursor is malformed; pass the next_cursor of a previous page") from None
 

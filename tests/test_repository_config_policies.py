@@ -1,0 +1,416 @@
+"""``ConfigRepository`` (typed runtime settings) and ``ArchivePolicyRepository`` (retention rules),
+on PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from perfwatch.config_store.repository import ConfigRepository
+from perfwatch.errors import ConflictError, ValidationFailedError
+from perfwatch.kit.repository import MAX_PAGE_SIZE
+from perfwatch.models import ArchiveAction, ArchivePolicy, ConfigEntry
+from perfwatch.models.archive_policy import ALL_METRIC_TYPES
+from perfwatch.retention.repository import ArchivePolicyRepository
+from perfwatch.users.repository import UserRepository
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+async def fresh_entry(session: AsyncSession, key: str) -> ConfigEntry:
+    session.expunge_all()
+    entry = await ConfigRepository(session).get(key)
+    assert entry is not None
+    return entry
+
+
+# ----- config: set_value -----------------------------------------------------------------------
+async def test_set_value_creates_an_entry(session: AsyncSession) -> None:
+    repo = ConfigRepository(session)
+
+    created = await repo.set_value(
+        "sampler.interval.cpu", 2, updated_by="alice", description="Seconds between CPU samples"
+    )
+
+    assert created.key == "sampler.interval.cpu"
+    entry = await fresh_entry(session, "sampler.interval.cpu")
+    assert (entry.value, entry.updated_by, entry.description) == (
+        2,
+        "alice",
+        "Seconds between CPU samples",
+    )
+    assert entry.updated_at.tzinfo is not None
+    assert entry.updated_at.utcoffset() == timedelta(0)
+
+
+async def test_set_value_updates_an_existing_entry(session: AsyncSession) -> None:
+    repo = ConfigRepository(session)
+    long_ago = datetime(2020, 1, 1, tzinfo=UTC)
+    await repo.create(
+        key="api.max_points", value=1500, description="Most points", updated_at=long_ago
+    )
+
+    updated = await repo.set_value("api.max_points", 3000, updated_by="bob")
+
+    assert updated.value == 3000
+    entry = await fresh_entry(session, "api.max_points")
+    assert (entry.value, entry.updated_by) == (3000, "bob")
+    assert entry.description == "Most points", "a missing description keeps the old one"
+    assert entry.updated_at > long_ago + timedelta(days=365)
+    assert await repo.count() == 1
+
+
+async def test_set_value_records_who_changed_it_last(session: AsyncSession) -> None:
+    repo = ConfigRepository(session)
+    await repo.set_value("k", 1, updated_by="cli")
+
+    await repo.set_value("k", 2, description="new text")
+
+    entry = await fresh_entry(session, "k")
+    assert (entry.value, entry.updated_by, entry.description) == (2, None, "new text")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [0, -3, 2.5, "text", "", True, False, [1, 2, 3], [], {"a": {"b": [1, "x"]}}, {}, "ünïcödé ✓"],
+)
+async def test_set_value_stores_any_json_value(session: AsyncSession, value: Any) -> None:
+    repo = ConfigRepository(session)
+
+    await repo.set_value("any", value)
+
+    entry = await fresh_entry(session, "any")
+    assert entry.value == value
+    assert type(entry.value) is type(value)
+
+
+async def test_set_value_none_is_stored_as_json_null(session: AsyncSession) -> None:
+    repo = ConfigRepository(session)
+    await repo.set_value("optional", 5)
+
+    await repo.set_value("optional", None)
+
+    session.expunge_all()
+    assert await repo.as_dict() == {"optional": None}
+    assert await repo.get_value("optional", int | None) is None  # type: ignore[arg-type]
+    raw = await session.execute(text("SELECT value IS NULL FROM config_entries"))
+    assert not raw.scalar_one(), "JSON null, not SQL NULL (the column is NOT NULL)"
+
+
+async def test_set_value_can_change_the_type_of_a_value(session: AsyncSession) -> None:
+    repo = ConfigRepository(session)
+    await repo.set_value("hosts", "web-1")
+
+    await repo.set_value("hosts", ["web-1", "web-2"])
+
+    assert (await fresh_entry(session, "hosts")).value == ["web-1", "web-2"]
+
+
+# ----- config: get_value -----------------------------------------------------------------------
+async def test_get_value_converts_to_the_requested_type(session: AsyncSession) -> None:
+    repo = ConfigRepository(session)
+    await repo.set_value("count", 10)
+    await repo.set_value("name", "perfwatch")
+    await repo.set_value("hosts", ["a", "b"])
+    await repo.set_value("ratios", [1, 2.5])
+    await repo.set_value("limits", {"cpu": 90, "memory": 80})
+    await repo.set_value("enabled", True)
+    session.expunge_all()
+
+    assert await repo.get_value("count", int) == 10
+    assert await repo.get_value("name", str) == "perfwatch"
+    assert await repo.get_value("hosts", list) == ["a", "b"]
+    assert await repo.get_value("hosts", list[str]) == ["a", "b"]
+    assert await repo.get_value("ratios", list[float]) == [1.0, 2.5]
+    assert await repo.get_value("limits", dict[str, int]) == {"cpu": 90, "memory": 80}
+    assert await repo.get_value("enabled", bool) is True
+    assert await repo.get_value("count", float) == 10.0
+
+
+async def test_get_value_of_a_missing_key(session: AsyncSession) -> None:
+    repo = ConfigRepository(session)
+
+    with pytest.raises(KeyError, match="nope"):
+        await repo.get_value("nope", int)
+    assert await repo.get_value("nope", int, 7) == 7
+    assert await repo.get_value("nope", list, []) == []
+    assert await repo.get_value("nope", str, None) is None  # type: ignore[arg-type]
+
+
+async def test_get_value_prefers_the_stored_value_to_the_default(session: AsyncSession) -> None:
+    repo = ConfigRepository(session)
+    await repo.set_value("count", 0)
+
+    assert await repo.get_value("count", int, 99) == 0
+
+
+@pytest.mark.parametrize(
+    ("stored", "as_type"),
+    [
+        ("abc", int),
+        (2.5, int),
+        (5, str),
+        ({"a": 1}, list),
+        ("a,b", list),
+        ([1, "x"], list[int]),
+        ([1, 2], dict),
+        ({"cpu": "high"}, dict[str, int]),
+    ],
+)
+async def test_get_value_of_the_wrong_type_is_a_validation_error(
+    session: AsyncSession, stored: Any, as_type: Any
+) -> None:
+    repo = ConfigRepository(session)
+    await repo.set_value("setting", stored)
+
+    with pytest.raises(ValidationFailedError) as caught:
+        await repo.get_value("setting", as_type)
+
+    assert "'setting'" in str(caught.value)
+    assert repr(stored) in str(caught.value)
+
+
+async def test_as_dict_returns_every_entry(session: AsyncSession) -> None:
+    repo = ConfigRepository(session)
+    assert await repo.as_dict() == {}
+    await repo.set_value("b.key", [1, 2])
+    await repo.set_value("a.key", {"x": "y"})
+    await repo.set_value("c.key", "text")
+
+    result = await repo.as_dict()
+
+    assert result == {"a.key": {"x": "y"}, "b.key": [1, 2], "c.key": "text"}
+    assert list(result) == ["a.key", "b.key", "c.key"]
+
+
+async def test_as_dict_is_not_cut_at_a_page_size(session: AsyncSession) -> None:
+    repo = ConfigRepository(session)
+    entries = [{"key": f"plugin.{n:04d}", "value": n} for n in range(MAX_PAGE_SIZE + 5)]
+    await repo.bulk_create(entries)
+
+    result = await repo.as_dict()
+
+    assert len(result) == MAX_PAGE_SIZE + 5
+    assert result["plugin.1004"] == 1004
+
+
+async def test_config_list_filters_on_who_changed_it(session: AsyncSession) -> None:
+    repo = ConfigRepository(session)
+    await repo.set_value("one", 1, updated_by="cli")
+    await repo.set_value("two", 2, updated_by="api")
+    await repo.set_value("three", 3, updated_by="cli")
+
+    page = await repo.list(filters={"updated_by": "cli"})
+
+    assert [entry.key for entry in page.items] == ["one", "three"]
+
+
+async def test_creating_a_key_twice_is_a_conflict(session: AsyncSession) -> None:
+    repo = ConfigRepository(session)
+    await repo.create(key="dup", value=1)
+
+    with pytest.raises(ConflictError, match="ConfigEntry conflicts with an existing row"):
+        await repo.create(key="dup", value=2)
+
+    assert await repo.get_value("dup", int) == 1
+
+
+# ----- archive policies ------------------------------------------------------------------------
+async def add_policy(
+    repo: ArchivePolicyRepository, metric_type: str, retention_days: int = 30, **values: Any
+) -> ArchivePolicy:
+    return await repo.create(metric_type=metric_type, retention_days=retention_days, **values)
+
+
+async def test_a_policy_gets_its_defaults(session: AsyncSession) -> None:
+    repo = ArchivePolicyRepository(session)
+    policy = await add_policy(repo, "cpu", 14)
+
+    session.expunge_all()
+    stored = await repo.get_by_metric_type("cpu")
+
+    assert stored is not None
+    assert stored.id == policy.id
+    assert stored.retention_days == 14
+    assert stored.action is ArchiveAction.DELETE
+    assert stored.enabled is True
+    assert stored.downsample_after_days is None
+    assert stored.last_run_at is None
+    assert await repo.get_by_metric_type("memory") is None
+
+
+async def test_enabled_for_type_prefers_the_types_own_policy(session: AsyncSession) -> None:
+    repo = ArchivePolicyRepository(session)
+    await add_policy(repo, ALL_METRIC_TYPES, 30)
+    await add_policy(repo, "processes", 7, action=ArchiveAction.ARCHIVE)
+
+    policy = await repo.enabled_for_type("processes")
+
+    assert policy is not None
+    assert (policy.metric_type, policy.retention_days, policy.action) == (
+        "processes",
+        7,
+        ArchiveAction.ARCHIVE,
+    )
+
+
+async def test_enabled_for_type_falls_back_to_the_wildcard(session: AsyncSession) -> None:
+    repo = ArchivePolicyRepository(session)
+    await add_policy(repo, ALL_METRIC_TYPES, 30)
+    await add_policy(repo, "processes", 7)
+
+    policy = await repo.enabled_for_type("cpu")
+
+    assert policy is not None
+    assert (policy.metric_type, policy.retention_days) == (ALL_METRIC_TYPES, 30)
+
+
+async def test_enabled_for_type_ignores_a_disabled_own_policy(session: AsyncSession) -> None:
+    repo = ArchivePolicyRepository(session)
+    await add_policy(repo, ALL_METRIC_TYPES, 30)
+    await add_policy(repo, "cpu", 3, enabled=False)
+
+    policy = await repo.enabled_for_type("cpu")
+
+    assert policy is not None
+    assert policy.metric_type == ALL_METRIC_TYPES
+
+
+async def test_enabled_for_type_ignores_a_disabled_wildcard(session: AsyncSession) -> None:
+    repo = ArchivePolicyRepository(session)
+    await add_policy(repo, ALL_METRIC_TYPES, 30, enabled=False)
+    await add_policy(repo, "disk", 10)
+
+    assert await repo.enabled_for_type("cpu") is None
+    disk = await repo.enabled_for_type("disk")
+    assert disk is not None and disk.metric_type == "disk"
+
+
+async def test_enabled_for_type_is_none_without_policies(session: AsyncSession) -> None:
+    repo = ArchivePolicyRepository(session)
+
+    assert await repo.enabled_for_type("cpu") is None
+    await add_policy(repo, "memory", 10)
+    assert await repo.enabled_for_type("cpu") is None
+
+
+async def test_enabled_for_type_follows_updates(session: AsyncSession) -> None:
+    repo = ArchivePolicyRepository(session)
+    await add_policy(repo, ALL_METRIC_TYPES, 30)
+    cpu = await add_policy(repo, "cpu", 3)
+
+    await repo.update(cpu, enabled=False)
+    assert (await repo.enabled_for_type("cpu")).metric_type == ALL_METRIC_TYPES  # type: ignore[union-attr]
+    await repo.update(cpu, enabled=True)
+    assert (await repo.enabled_for_type("cpu")).metric_type == "cpu"  # type: ignore[union-attr]
+
+
+async def test_duplicate_metric_type_is_a_conflict(session: AsyncSession) -> None:
+    repo = ArchivePolicyRepository(session)
+    first = await add_policy(repo, "cpu", 30)
+
+    with pytest.raises(ConflictError) as caught:
+        await add_policy(repo, "cpu", 7)
+
+    assert str(caught.value) == "a policy for this metric type already exists"
+    assert (await session.execute(text("SELECT 1"))).scalar_one() == 1
+    assert await repo.count() == 1
+    assert (await repo.get_by_metric_type("cpu")) is first
+    assert first.retention_days == 30
+
+
+async def test_policies_list_filters_and_sorts(session: AsyncSession) -> None:
+    repo = ArchivePolicyRepository(session)
+    await add_policy(repo, "cpu", 10)
+    await add_policy(repo, "disk", 5, action=ArchiveAction.ARCHIVE)
+    await add_policy(repo, "memory", 20, enabled=False)
+
+    by_retention = await repo.list(sort="-retention_days")
+    archived = await repo.list(filters={"action": ArchiveAction.ARCHIVE})
+    enabled = await repo.list(filters={"enabled": True})
+
+    assert [p.metric_type for p in by_retention.items] == ["memory", "cpu", "disk"]
+    assert [p.metric_type for p in archived.items] == ["disk"]
+    assert [p.metric_type for p in enabled.items] == ["cpu", "disk"]
+
+
+@pytest.mark.parametrize(
+    ("values", "constraint"),
+    [
+        ({"retention_days": 0}, "retention_days_positive"),
+        ({"retention_days": -1}, "retention_days_positive"),
+        ({"downsample_after_days": 0}, "downsample_after_days_positive"),
+        ({"downsample_interval": 0}, "downsample_interval_positive"),
+    ],
+)
+async def test_check_constraints_reject_through_the_repository(
+    session: AsyncSession, values: dict[str, Any], constraint: str
+) -> None:
+    repo = ArchivePolicyRepository(session)
+
+    with pytest.raises(ConflictError) as caught:
+        await repo.create(**({"metric_type": "cpu", "retention_days": 30} | values))
+
+    message = str(caught.value)
+    assert constraint in message
+    assert "existing row" not in message, "a broken rule is not a clash with another row"
+    assert await repo.count() == 0
+    assert (await add_policy(repo, "cpu", 1)).retention_days == 1
+
+
+INSERT_POLICY = (
+    "INSERT INTO archive_policies (id, metric_type, retention_days, downsample_after_days, "
+    "downsample_interval, action) VALUES (:id, 'cpu', :retention_days, :after, :interval, :action)"
+)
+
+
+@pytest.mark.parametrize(
+    ("retention_days", "after", "interval", "action"),
+    [
+        (0, None, None, "delete"),
+        (30, 0, None, "delete"),
+        (30, None, -60, "delete"),
+        (30, None, None, "explode"),
+    ],
+)
+async def test_the_database_itself_enforces_the_policy_rules(
+    session: AsyncSession, retention_days: int, after: int | None, interval: int | None, action: str
+) -> None:
+    """Raw SQL skips every Python check: only the table's constraints stand in the way."""
+    parameters = {
+        "id": "0b5c8a0e9d6f4d0a8a4a0e3c0b6c2f11",
+        "retention_days": retention_days,
+        "after": after,
+        "interval": interval,
+        "action": action,
+    }
+    if session.bind.dialect.name == "postgresql":
+        parameters["id"] = "0b5c8a0e-9d6f-4d0a-8a4a-0e3c0b6c2f11"
+
+    with pytest.raises(IntegrityError, match=r"(?i)check constraint"):
+        async with session.begin_nested():
+            await session.execute(text(INSERT_POLICY), parameters)
+
+    valid = parameters | {"retention_days": 1, "after": None, "interval": None, "action": "delete"}
+    await session.execute(text(INSERT_POLICY), valid)
+    assert await ArchivePolicyRepository(session).count() == 1
+
+
+# ----- integrity errors that are not uniqueness ---------------------------------------------
+async def test_a_missing_required_value_is_not_reported_as_a_duplicate(
+    session: AsyncSession,
+) -> None:
+    users = UserRepository(session)
+
+    with pytest.raises(ConflictError) as caught:
+        await users.create(username="alice", email="a@example.com", password_hash=None)
+
+    assert "already exists" not in str(caught.value)
+    assert "password_hash" in str(caught.value)
+    policies = ArchivePolicyRepository(session)
+    with pytest.raises(ConflictError) as caught:
+        await policies.create(metric_type=None, retention_days=3)
+    assert "already exists" not in str(caught.value)
+    assert "metric_type" in str(caught.value)
