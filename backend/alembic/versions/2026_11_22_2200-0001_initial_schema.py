@@ -47,6 +47,8 @@ def upgrade() -> None:
         sa.UniqueConstraint("username", name=op.f("uq_users_username")),
         sa.UniqueConstraint("email", name=op.f("uq_users_email")),
     )
+    op.create_index("uq_users_lower_username", "users", [sa.text("lower(username)")], unique=True)
+    op.create_index("uq_users_lower_email", "users", [sa.text("lower(email)")], unique=True)
 
     op.create_table(
         "config_entries",
@@ -132,4 +134,6 @@ def downgrade() -> None:
     op.drop_table("metric_snapshots")
     op.drop_table("archive_policies")
     op.drop_table("config_entries")
+    op.drop_index("uq_users_lower_email", table_name="users")
+    op.drop_index("uq_users_lower_username", table_name="users")
     op.drop_table("users")

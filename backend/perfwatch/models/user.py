@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, Enum, String, true
+from sqlalchemy import Boolean, Enum, Index, String, func, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from perfwatch.db.base import Base, SoftDeleteMixin, TimestampMixin, UUIDPrimaryKeyMixin
@@ -40,3 +40,9 @@ class User(UUIDPrimaryKeyMixin, TimestampMixin, SoftDeleteMixin, Base):
 
     def __repr__(self) -> str:
         return f"<User {self.username!r} role={self.role.value}>"
+
+
+# Lookups ignore case, so uniqueness must too: "Alice" and "alice" are one account. The index
+# covers soft-deleted rows as well, so restoring an account can never collide.
+Index("uq_users_lower_username", func.lower(User.username), unique=True)
+Index("uq_users_lower_email", func.lower(User.email), unique=True)
