@@ -24,7 +24,7 @@ SQLITE_BUSY_TIMEOUT_MS = 5_000
 def build_engine(settings: Settings, *, null_pool: bool = False) -> AsyncEngine:
     """Create the application's engine for ``settings.effective_database_url``.
 
-    ``null_pool`` is for one-shot tools (migrations, CLI) that must not keep connections open.
+    ``null_pool`` is for one-shot work (Alembic migrations) that must not keep connections open.
     """
     url = settings.effective_database_url
     kwargs: dict[str, Any] = {"echo": settings.db_echo, "pool_pre_ping": True}

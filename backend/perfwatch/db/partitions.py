@@ -3,7 +3,7 @@
 The initial migration creates the partitioned table, a DEFAULT partition (so a row whose day
 has no partition yet is stored rather than rejected) and the SQL function
 ``perfwatch_ensure_snapshot_partitions(first_day, last_day)``. The application calls it at
-start-up and daily through ``ensure_snapshot_partitions``; the function moves any rows that
+start-up and then hourly through ``ensure_snapshot_partitions``; the function moves any rows that
 landed in the DEFAULT partition into the day's new partition.
 """
 

@@ -25,7 +25,11 @@ class ArchivePolicyRepository(Repository[ArchivePolicy]):
         return (await self.session.execute(query)).scalar_one_or_none()
 
     async def enabled_for_type(self, metric_type: str) -> ArchivePolicy | None:
-        """The enabled policy that governs ``metric_type``: its own, else the ``*`` fallback."""
+        """The enabled policy that governs ``metric_type``: its own, else the ``*`` fallback.
+
+        Disabling a type's own policy therefore hands the type back to the ``*`` policy; to keep
+        a type forever, give it its own policy with a long retention instead.
+        """
         query = (
             select(ArchivePolicy)
             .where(
