@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import typer
 from alembic import command as alembic_command
@@ -39,7 +39,7 @@ def _settings() -> Settings:
     except SettingsError as exc:
         _fail(str(exc))
 
-def _fail(message: str, code: int = 1) -> Any:
+def _fail(message: str, code: int = 1) -> NoReturn:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
 
@@ -56,12 +56,12 @@ def _run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
     try:
         return asyncio.run(wrapper())
     except PerfWatchError as exc:
-        return _fail(str(exc))
+        _fail(str(exc))
     except (OSError, ConnectionError) as exc:
-        return _fail(f"cannot reach the database at {_settings().safe_database_url()}: {exc}")
+        _fail(f"cannot reach the database at {_settings().safe_database_url()}: {exc}")
     except Exception as exc:  # driver errors: say what failed without a traceback
         if type(exc).__module__.startswith(("sqlalchemy", "asyncpg", "sqlite3")):
-            return _fail(f"database error: {exc}".splitlines()[0])
+            _fail(f"database error: {exc}".splitlines()[0])
         raise
 
 # ----- db -------------------------------------------------------------------------------

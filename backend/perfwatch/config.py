@@ -56,7 +56,7 @@ def normalise_database_url(raw: str) -> str:
         )
     try:
         url = make_url(raw)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:  # ValueError: e.g. a non-numeric port
         raise ValueError(f"cannot parse it as a database URL ({exc})") from exc
     driver = _ASYNC_DRIVERS.get(url.drivername)
     if driver is None:
@@ -109,7 +109,8 @@ class Settings(BaseSettings):
     def _blank_data_dir_is_default(cls, value: Any) -> Any:
         if value is None or (isinstance(value, str) and not value.strip()):
             return default_data_dir()
-        return value
+        # "~" is not expanded in .env files; SQLite would otherwise open a literal "~" path.
+        return Path(value).expanduser() if isinstance(value, str | Path) else value
 
     @field_validator("database_url")
     @classmethod
@@ -177,8 +178,9 @@ def load_settings(**overrides: Any) -> Settings:
         for error in exc.errors():
             field = ".".join(str(part) for part in error["loc"]) or "settings"
             message = str(error["msg"]).removeprefix("Value error, ")
-            problems.append(f"  {field.upper()}: {message}")
-        raise SettingsError("invalid configuration:\n" + "\n".join(problems)) from None
+            problems.append(f"{field.upper()}: {message}")
+        # One line, so the CLI's error stays a single line and logs keep it together.
+        raise SettingsError("invalid configuration: " + "; ".join(problems)) from None
 
 
 @lru_cache(maxsize=1)

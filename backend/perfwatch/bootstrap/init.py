@@ -33,8 +33,14 @@ class InitReport:
 
 async def initialise(session: AsyncSession, settings: Settings) -> InitReport:
     """Create what is missing. The caller's unit of work commits."""
-    if session.bind.dialect.name == "postgresql":
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": INIT_LOCK_KEY})
+    elif dialect == "sqlite":
+        # SQLite's BEGIN is deferred: a run that reads first and writes later fails with
+        # "database is locked" when another run wrote in between. A write as the first statement
+        # takes the write lock up front, so concurrent runs wait (busy_timeout) instead.
+        await session.execute(text("DELETE FROM config_entries WHERE 1 = 0"))
     report = InitReport()
     await _ensure_admin(session, settings, report)
     await _ensure_config(session, report)

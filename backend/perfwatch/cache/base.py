@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Protocol, Self
 
 
 class Subscription(Protocol):
@@ -10,6 +10,8 @@ class Subscription(Protocol):
     def __aiter__(self) -> AsyncIterator[str]: ...
     async def get(self, timeout: float | None = None) -> str | None: ...
     async def close(self) -> None: ...
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(self, *exc: object) -> None: ...
 
 
 class Cache(Protocol):

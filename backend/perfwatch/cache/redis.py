@@ -26,7 +26,7 @@ class RedisSubscription:
                 yield str(message["data"])
 
     async def close(self) -> None:
-        await self._pubsub.aclose()
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def __aenter__(self) -> RedisSubscription:
         return self
