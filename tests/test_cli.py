@@ -1,0 +1,368 @@
+"""The ``perfwatch`` command line, run as a real subprocess (and in-process through CliRunner for
+the quick config round trips) against scratch databases of both dialects."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from perfwatch.bootstrap.defaults import METRIC_TYPES
+from perfwatch.cli import app
+from perfwatch.config import get_settings
+from perfwatch.db import session
+from perfwatch.users.passwords import verify_password
+from tests.services import free_port
+from tests.test_migrations import (
+    BIN_DIR,
+    SETTINGS_VARIABLES,
+    empty_database,
+    fetch,
+    migrate,
+    perfwatch,
+    subprocess_env,
+)
+
+PASSWORD = "correct horse battery staple"
+NEW_PASSWORD = "a different long passphrase"
+
+
+@pytest.fixture
+def cli_db(dialect: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated scratch database of ``dialect``."""
+    with empty_database(dialect, request, tmp_path) as url:
+        yield migrate(url)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+# ----- configuration errors ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variables", "fragments"),
+    [
+        (
+            {"DATABASE_URL": "localhost:5432/perfwatch"},
+            ("DATABASE_URL", "postgresql://user:password@host"),
+        ),
+        (
+            {"DATABASE_URL": "mysql://root@localhost/perfwatch"},
+            ("DATABASE_URL", "unsupported scheme 'mysql'"),
+        ),
+        ({"DATABASE_URL": "postgresql:///perfwatch"}, ("DATABASE_URL", "needs a host")),
+        ({"REDIS_URL": "localhost:6379"}, ("REDIS_URL", "redis://host:6379/0")),
+        ({"ENVIRONMENT": "production"}, ("SECRET_KEY", "ENVIRONMENT=production")),
+    ],
+)
+def test_bad_configuration_is_one_error_line(
+    tmp_path: Path, variables: dict[str, str], fragments: tuple[str, ...]
+) -> None:
+    result = perfwatch(
+        "check", env=subprocess_env(None, tmp_path / "data", **variables), cwd=tmp_path
+    )
+    assert_one_line_error(result, "invalid configuration", *fragments)
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("command", [("db", "upgrade"), ("init",), ("user", "list")])
+def test_every_command_reports_bad_configuration_the_same_way(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    env = subprocess_env("mysql://root@localhost/perfwatch", tmp_path / "data")
+    assert_one_line_error(
+        perfwatch(*command, env=env, cwd=tmp_path), "DATABASE_URL", "unsupported scheme"
+    )
+
+
+def test_unreachable_database_is_one_error_line(tmp_path: Path) -> None:
+    url = f"postgresql://perfwatch:s3cret@127.0.0.1:{free_port()}/perfwatch"
+    result = perfwatch("user", "list", env=subprocess_env(url, tmp_path / "data"), cwd=tmp_path)
+    assert_one_line_error(result, "cannot reach the database")
+    assert "s3cret" not in result.stderr
+
+
+def test_unmigrated_database_is_one_error_line(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+    result = perfwatch("user", "list", env=subprocess_env(url, tmp_path / "data"), cwd=tmp_path)
+    assert_one_line_error(result, "database error", "users")
+
+
+# ----- users --------------------------------------------------------------------------------------
+
+
+def users(url: str) -> dict[str, tuple[str, str | None, str | None, str]]:
+    rows = fetch(url, "SELECT username, role, email, full_name, password_hash FROM users")
+    return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
+
+
+def test_user_create_duplicate_and_list(cli_db: str, tmp_path: Path) -> None:
+    env = subprocess_env(cli_db, tmp_path / "data", PERFWATCH_NEW_PASSWORD=PASSWORD)
+    result = perfwatch(
+        "user",
+        "create",
+        "alice",
+        "--role",
+        "member",
+        "--email",
+        "alice@example.com",
+        "--full-name",
+        "Alice Liddell",
+        env=env,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "created user 'alice' (member)"
+    role, email, full_name, password_hash = users(cli_db)["alice"]
+    assert (role, email, full_name) == ("member", "alice@example.com", "Alice Liddell")
+    assert verify_password(PASSWORD, password_hash)
+    assert not verify_password(NEW_PASSWORD, password_hash)
+
+    duplicate = perfwatch("user", "create", "alice", env=env, cwd=tmp_path)
+    assert_one_line_error(duplicate, "already exists")
+    assert len(users(cli_db)) == 1
+
+    assert perfwatch("user", "create", "bob", env=env, cwd=tmp_path).returncode == 0
+    listing = perfwatch("user", "list", env=env, cwd=tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    lines = listing.stdout.strip().splitlines()
+    assert lines[0].split() == ["USERNAME", "ROLE", "ACTIVE", "LAST", "LOGIN"]
+    assert lines[1].split() == ["alice", "member", "true", "never"]
+    assert lines[2].split() == ["bob", "viewer", "true", "never"]
+    assert lines[3] == "(2 user(s))"
+
+
+def test_user_create_refuses_a_username_differing_only_in_case(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'case.db'}"
+    migrate(url)
+    env = subprocess_env(url, tmp_path / "data", PERFWATCH_NEW_PASSWORD=PASSWORD)
+    assert perfwatch("user", "create", "alice", env=env, cwd=tmp_path).returncode == 0
+    assert_one_line_error(
+        perfwatch("user", "create", "Alice", env=env, cwd=tmp_path), "already exists"
+    )
+    assert set(users(url)) == {"alice"}
+
+
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [("short", "at least 12 characters"), ("abababababababab", "too repetitive")],
+)
+def test_user_create_refuses_a_weak_password(tmp_path: Path, password: str, message: str) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'weak.db'}"
+    migrate(url)
+    env = subprocess_env(url, tmp_path / "data", PERFWATCH_NEW_PASSWORD=password)
+    assert_one_line_error(perfwatch("user", "create", "carol", env=env, cwd=tmp_path), message)
+    assert users(url) == {}
+
+
+def test_user_create_prompts_for_the_password_twice(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'prompt.db'}"
+    migrate(url)
+    result = subprocess.run(
+        [str(BIN_DIR / "perfwatch"), "user", "create", "dave"],
+        env=subprocess_env(url, tmp_path / "data"),
+        cwd=tmp_path,
+        input=f"{PASSWORD}\n{PASSWORD}\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert verify_password(PASSWORD, users(url)["dave"][3])
+
+
+def test_user_set_password(cli_db: str, tmp_path: Path) -> None:
+    env = subprocess_env(cli_db, tmp_path / "data", PERFWATCH_NEW_PASSWORD=PASSWORD)
+    assert perfwatch("user", "create", "erin", env=env, cwd=tmp_path).returncode == 0
+    old_hash = users(cli_db)["erin"][3]
+
+    result = perfwatch(
+        "user",
+        "set-password",
+        "erin",
+        env=dict(env, PERFWATCH_NEW_PASSWORD=NEW_PASSWORD),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "password updated for 'erin'"
+    new_hash = users(cli_db)["erin"][3]
+    assert new_hash != old_hash
+    assert verify_password(NEW_PASSWORD, new_hash)
+    assert not verify_password(PASSWORD, new_hash)
+
+    weak = perfwatch(
+        "user", "set-password", "erin", env=dict(env, PERFWATCH_NEW_PASSWORD="short"), cwd=tmp_path
+    )
+    assert_one_line_error(weak, "at least 12 characters")
+    assert users(cli_db)["erin"][3] == new_hash
+
+    missing = perfwatch("user", "set-password", "nobody", env=env, cwd=tmp_path)
+    assert_one_line_error(missing, "no user named 'nobody'")
+
+
+# ----- config (in-process) ------------------------------------------------------------------------
+
+
+def invoke(args: list[str], database_url: str, data_dir: Path) -> Result:
+    """Run the CLI in-process (CliRunner), in a worker thread because it calls asyncio.run."""
+    env: dict[str, str | None] = dict.fromkeys(SETTINGS_VARIABLES, None)
+    env.update(DATABASE_URL=database_url, PERFWATCH_DATA_DIR=str(data_dir))
+
+    def call() -> Result:
+        get_settings.cache_clear()
+        try:
+            return CliRunner().invoke(app, args, env=env)
+        finally:
+            get_settings.cache_clear()
+
+    assert session._engine is None, "an engine from another test is still open"
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(call).result()
+
+
+def config_values(url: str) -> dict[str, object]:
+    rows = fetch(url, 'SELECT "key", value, updated_by FROM config_entries')
+    values = {}
+    for key, value, updated_by in rows:
+        assert updated_by == "cli"
+        values[key] = json.loads(value) if isinstance(value, str) else value
+    return values
+
+
+def test_config_set_and_get(cli_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    data_dir = tmp_path / "data"
+    cases = [
+        (["k", "5"], "k = 5", 5),
+        (["s", '"hello"'], 's = "hello"', "hello"),
+        (["l", '[1, "a", {"b": null}]'], 'l = [1, "a", {"b": null}]', [1, "a", {"b": None}]),
+        (["w", "bare words"], 'w = "bare words"', "bare words"),
+        (["f", "false"], "f = false", False),
+    ]
+    for args, printed, stored in cases:
+        result = invoke(["config", "set", *args], cli_db, data_dir)
+        assert result.exit_code == 0, result.output
+        assert result.stdout.strip() == printed
+        got = invoke(["config", "get", args[0]], cli_db, data_dir)
+        assert got.exit_code == 0, got.output
+        assert got.stdout.strip() == printed
+        assert config_values(cli_db)[args[0]] == stored
+
+    overwritten = invoke(["config", "set", "k", "6"], cli_db, data_dir)
+    assert overwritten.exit_code == 0
+    assert config_values(cli_db)["k"] == 6
+
+    listing = invoke(["config", "get"], cli_db, data_dir)
+    assert listing.exit_code == 0
+    assert [line.split(" = ")[0] for line in listing.stdout.strip().splitlines()] == [
+        "f",
+        "k",
+        "l",
+        "s",
+        "w",
+    ]
+
+
+def test_config_get_missing_key(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'config.db'}"
+    migrate(url)
+    result = perfwatch(
+        "config", "get", "missing", env=subprocess_env(url, tmp_path / "data"), cwd=tmp_path
+    )
+    assert_one_line_error(result, "no config entry 'missing'")
+    assert result.stdout == ""
+
+
+# ----- seed ---------------------------------------------------------------------------------------
+
+_SEEDING = re.compile(r"^seeding .*$", re.MULTILINE)
+_INSERTED = re.compile(r"inserted (\d[\d,]*) new snapshots \((\d[\d,]*) already present\)")
+
+
+def test_seed_inserts_every_metric_type_once(cli_db: str, tmp_path: Path) -> None:
+    env = subprocess_env(cli_db, tmp_path / "data")
+    args = ("seed", "--days", "0.05", "--interval", "60", "--host", "seed-test")
+    first = perfwatch(*args, env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    inserted = _INSERTED.search(first.stdout)
+    assert inserted is not None, first.stdout
+    per_type = int(0.05 * 86_400 // 60)
+    assert int(inserted[1].replace(",", "")) == per_type * len(METRIC_TYPES)
+    counts = dict(
+        fetch(cli_db, "SELECT metric_type, count(*) FROM metric_snapshots GROUP BY metric_type")
+    )
+    assert counts == dict.fromkeys(METRIC_TYPES, per_type)
+    assert fetch(cli_db, "SELECT DISTINCT host FROM metric_snapshots") == [("seed-test",)]
+
+    second = perfwatch(*args, env=env, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    again = _INSERTED.search(second.stdout)
+    assert again is not None, second.stdout
+    same_window = _SEEDING.search(first.stdout)[0] == _SEEDING.search(second.stdout)[0]  # type: ignore[index]
+    if same_window:  # the grid ends at the current hour: a run in the next hour adds its new points
+        assert int(again[1]) == 0
+        assert int(again[2].replace(",", "")) == per_type * len(METRIC_TYPES)
+    total = fetch(cli_db, "SELECT count(*) FROM metric_snapshots")[0][0]
+    assert total == per_type * len(METRIC_TYPES) + int(again[1].replace(",", ""))
+
+
+# ----- check --------------------------------------------------------------------------------------
+
+
+def test_check_with_postgres_and_redis(postgres_url: str, redis_url: str, tmp_path: Path) -> None:
+    env = subprocess_env(postgres_url, tmp_path / "data", REDIS_URL=redis_url)
+    result = perfwatch("check", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("ok    database postgresql+asyncpg://")
+    assert lines[1] == "ok    cache redis"
+
+
+def test_check_with_the_embedded_defaults(tmp_path: Path) -> None:
+    result = perfwatch("check", env=subprocess_env(None, tmp_path / "data"), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().splitlines() == [
+        f"ok    database sqlite+aiosqlite:///{tmp_path / 'data' / 'perfwatch.db'}",
+        "ok    cache memory",
+    ]
+
+
+def test_check_names_the_cache_when_redis_is_down(postgres_url: str, tmp_path: Path) -> None:
+    env = subprocess_env(
+        postgres_url, tmp_path / "data", REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"
+    )
+    result = perfwatch("check", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("ok    database")
+    assert lines[1].startswith("FAIL  cache redis: ")
+
+
+def test_check_names_the_database_when_it_is_down(redis_url: str, tmp_path: Path) -> None:
+    url = f"postgresql://perfwatch:s3cret@127.0.0.1:{free_port()}/perfwatch"
+    result = perfwatch(
+        "check", env=subprocess_env(url, tmp_path / "data", REDIS_URL=redis_url), cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("FAIL  database postgresql+asyncpg://perfwatch:***@127.0.0.1:")
+    assert "unreachable" in lines[0]
+    assert lines[1] == "ok    cache redis"
+    assert "s3cret" not in result.stdout + result.stderr

@@ -1,0 +1,551 @@
+"""Migrations on both dialects through the real ``alembic`` and ``perfwatch db`` commands.
+
+Every test that changes the schema works on a scratch database of its own. The helpers at the
+top (scratch databases, table listings, running coroutines from sync code) are shared with the
+other command-line test modules.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import pytest
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect
+from sqlalchemy.engine import make_url
+
+from perfwatch.config import Settings
+from perfwatch.db import migrations
+from perfwatch.db.partitions import DEFAULT_PARTITION, PARTITION_PREFIX
+from tests.conftest import recreate_database
+from tests.services import TEST_DATABASE_NAME, PostgresServer
+
+T = TypeVar("T")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BACKEND_DIR = REPO_ROOT / "backend"
+BIN_DIR = Path(sys.executable).parent
+APP_TABLES = frozenset({"users", "config_entries", "archive_policies", "metric_snapshots"})
+PARTITION_FUNCTION = "perfwatch_ensure_snapshot_partitions"
+HEAD = ScriptDirectory.from_config(migrations.alembic_config()).get_current_head()
+# Every settings variable, so a subprocess sees only what a test gives it.
+SETTINGS_VARIABLES = frozenset(name.upper() for name in Settings.model_fields) | {
+    "PERFWATCH_NEW_PASSWORD",
+    "PERFWATCH_ALEMBIC_INI",
+}
+
+
+# ----- helpers shared with test_cli / test_init ------------------------------------------------
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on a fresh event loop in a worker thread (safe from sync tests)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def pg_fetch(url: str, query: str, *args: Any) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        return list(await connection.fetch(query, *args))
+    finally:
+        await connection.close()
+
+
+def sqlite_fetch(url: str, query: str, *args: Any) -> list[tuple[Any, ...]]:
+    path = make_url(url).database
+    assert path, url
+    with sqlite3.connect(path) as connection:
+        return list(connection.execute(query, args))
+
+
+def fetch(url: str, query: str, *args: Any) -> list[tuple[Any, ...]]:
+    """Rows of ``query`` (``$1``-style parameters on PostgreSQL, ``?`` on SQLite)."""
+    if make_url(url).get_backend_name() == "postgresql":
+        return [tuple(row) for row in run_async(pg_fetch(url, query, *args))]
+    return sqlite_fetch(url, query, *args)
+
+
+def table_names(url: str) -> set[str]:
+    if make_url(url).get_backend_name() == "postgresql":
+        rows = fetch(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    else:
+        rows = fetch(
+            url, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    return {row[0] for row in rows}
+
+
+def alembic_versions(url: str) -> list[str]:
+    if "alembic_version" not in table_names(url):
+        return []
+    return [row[0] for row in fetch(url, "SELECT version_num FROM alembic_version")]
+
+
+async def drop_database(server: PostgresServer, name: str) -> None:
+    connection = await asyncpg.connect(asyncpg_dsn(server.admin_url))
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@contextmanager
+def scratch_postgres(server: PostgresServer) -> Iterator[str]:
+    """An empty PostgreSQL database of its own, dropped afterwards."""
+    name = f"{TEST_DATABASE_NAME}_{uuid.uuid4().hex[:12]}"
+    url = run_async(recreate_database(server, name))
+    try:
+        yield url
+    finally:
+        run_async(drop_database(server, name))
+
+
+@contextmanager
+def empty_database(dialect: str, request: pytest.FixtureRequest, directory: Path) -> Iterator[str]:
+    """An empty database of ``dialect``: a scratch PostgreSQL database or a new SQLite file."""
+    if dialect == "postgres":
+        with scratch_postgres(request.getfixturevalue("postgres_server")) as url:
+            yield url
+    else:
+        yield f"sqlite+aiosqlite:///{directory / 'scratch.db'}"
+
+
+def settings_for(url: str) -> Settings:
+    return Settings(database_url=url, environment="test", secret_key="t" * 40)
+
+
+def migrate(url: str) -> str:
+    """Upgrade ``url`` to head in-process (in a worker thread: Alembic calls asyncio.run)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(migrations.upgrade, "head", settings_for(url)).result()
+    return url
+
+
+def subprocess_env(database_url: str | None, data_dir: Path, **variables: str) -> dict[str, str]:
+    """The current environment without any PerfWatch settings, plus exactly the ones given."""
+    env = {
+        name: value for name, value in os.environ.items() if name.upper() not in SETTINGS_VARIABLES
+    }
+    env["PATH"] = f"{BIN_DIR}{os.pathsep}{env.get('PATH', '')}"
+    env["PERFWATCH_DATA_DIR"] = str(data_dir)
+    if database_url is not None:
+        env["DATABASE_URL"] = database_url
+    env.update(variables)
+    return env
+
+
+def run_shell(
+    command: str, env: dict[str, str], cwd: Path = REPO_ROOT
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-c", command],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+# ----- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def empty_url(dialect: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with empty_database(dialect, request, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def empty_pg_url(postgres_server: PostgresServer) -> Iterator[str]:
+    with scratch_postgres(postgres_server) as url:
+        yield url
+
+
+def assert_schema_at_head(url: str) -> None:
+    assert table_names(url) >= APP_TABLES
+    assert alembic_versions(url) == [HEAD]
+
+
+def assert_schema_gone(url: str) -> None:
+    remaining = table_names(url)
+    assert not remaining & APP_TABLES
+    assert remaining <= {"alembic_version"}
+    assert alembic_versions(url) == []
+    if make_url(url).get_backend_name() == "postgresql":
+        relations = fetch(
+            url,
+            "SELECT relname FROM pg_class WHERE relname LIKE 'metric_snapshots%' "
+            "OR relname LIKE 'users%' OR relname LIKE 'config_entries%' "
+            "OR relname LIKE 'archive_policies%'",
+        )
+        assert relations == []
+        assert (
+            fetch(url, "SELECT proname FROM pg_proc WHERE proname = $1", PARTITION_FUNCTION) == []
+        )
+
+
+# ----- alembic command ----------------------------------------------------------------------------
+
+
+def test_alembic_upgrade_downgrade_upgrade(empty_url: str, tmp_path: Path) -> None:
+    env = subprocess_env(empty_url, tmp_path / "data")
+    result = run_shell(
+        "cd backend && alembic upgrade head && alembic downgrade base && alembic upgrade head", env
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count(f"Running upgrade  -> {HEAD}") == 2
+    assert f"Running downgrade {HEAD} -> " in result.stderr
+    assert_schema_at_head(empty_url)
+
+
+def test_downgrade_base_removes_every_app_object(empty_url: str, tmp_path: Path) -> None:
+    env = subprocess_env(empty_url, tmp_path / "data")
+    assert run_shell("cd backend && alembic upgrade head", env).returncode == 0
+    assert_schema_at_head(empty_url)
+    if make_url(empty_url).get_backend_name() == "postgresql":
+        partitions = {
+            row[0] for row in fetch(empty_url, "SELECT inhrelid::regclass::text FROM pg_inherits")
+        }
+        assert DEFAULT_PARTITION in partitions
+        assert any(name.startswith(PARTITION_PREFIX) for name in partitions)
+
+    result = run_shell("cd backend && alembic downgrade base", env)
+    assert result.returncode == 0, result.stderr
+    assert_schema_gone(empty_url)
+
+    result = run_shell("cd backend && alembic upgrade head && alembic upgrade head", env)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("Running upgrade") == 1  # the second upgrade has nothing to do
+    assert_schema_at_head(empty_url)
+
+
+def test_alembic_check_reports_no_drift(
+    dialect: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    url = request.getfixturevalue(f"{dialect}_url")  # the run's migrated test database
+    result = run_shell("cd backend && alembic check", subprocess_env(url, tmp_path / "data"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No new upgrade operations detected" in result.stdout + result.stderr
+
+
+def test_alembic_check_detects_drift(empty_url: str, tmp_path: Path) -> None:
+    env = subprocess_env(empty_url, tmp_path / "data")
+    assert run_shell("cd backend && alembic upgrade head", env).returncode == 0
+    if make_url(empty_url).get_backend_name() == "postgresql":
+        run_async(pg_fetch(empty_url, "DROP INDEX ix_metric_snapshots_captured_at"))
+    else:
+        sqlite_fetch(empty_url, "DROP INDEX ix_metric_snapshots_captured_at")
+    result = run_shell("cd backend && alembic check", env)
+    assert result.returncode != 0
+    assert "ix_metric_snapshots_captured_at" in result.stdout + result.stderr
+
+
+# ----- schema details -----------------------------------------------------------------------------
+
+EXPECTED_CONSTRAINTS = {
+    "pk_users",
+    "uq_users_username",
+    "uq_users_email",
+    "ck_users_user_role",
+    "pk_config_entries",
+    "pk_archive_policies",
+    "uq_archive_policies_metric_type",
+    "ck_archive_policies_archive_action",
+    "ck_archive_policies_retention_days_positive",
+    "ck_archive_policies_downsample_after_days_positive",
+    "ck_archive_policies_downsample_interval_positive",
+    "pk_metric_snapshots",
+    "uq_metric_snapshots_host_metric_type_captured_at",
+}
+EXPECTED_INDEXES = {
+    "ix_metric_snapshots_metric_type_captured_at",
+    "ix_metric_snapshots_captured_at",
+    # Case-insensitive uniqueness (expression indexes on lower()).
+    "uq_users_lower_username",
+    "uq_users_lower_email",
+}
+
+
+async def test_postgres_schema(postgres_url: str) -> None:
+    columns = {
+        (row["table_name"], row["column_name"]): row["data_type"]
+        for row in await pg_fetch(
+            postgres_url,
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'public'",
+        )
+    }
+    assert columns["metric_snapshots", "metric_data"] == "jsonb"
+    assert columns["config_entries", "value"] == "jsonb"
+    assert columns["metric_snapshots", "captured_at"] == "timestamp with time zone"
+    assert columns["metric_snapshots", "id"] == "bigint"
+    assert columns["users", "id"] == "uuid"
+
+    constraints = {
+        row["conname"]
+        for row in await pg_fetch(
+            postgres_url,
+            "SELECT conname FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid "
+            "WHERE t.relname = ANY($1::text[])",
+            sorted(APP_TABLES),
+        )
+    }
+    assert constraints >= EXPECTED_CONSTRAINTS
+    indexes = {
+        row["indexname"]
+        for row in await pg_fetch(
+            postgres_url, "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'"
+        )
+    }
+    assert indexes >= EXPECTED_INDEXES
+
+    primary_key = await pg_fetch(
+        postgres_url,
+        "SELECT a.attname FROM pg_constraint c JOIN pg_attribute a "
+        "ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey) "
+        "WHERE c.conname = 'pk_metric_snapshots'",
+    )
+    assert {row["attname"] for row in primary_key} == {"id", "captured_at"}
+    kind = await pg_fetch(
+        postgres_url, "SELECT relkind::text FROM pg_class WHERE relname = 'metric_snapshots'"
+    )
+    assert [row["relkind"] for row in kind] == ["p"]  # range-partitioned
+    assert await pg_fetch(
+        postgres_url, "SELECT 1 FROM pg_proc WHERE proname = $1", PARTITION_FUNCTION
+    )
+
+
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
+def test_sqlite_schema(sqlite_url: str) -> None:
+    engine = create_engine(make_url(sqlite_url).set(drivername="sqlite"))
+    try:
+        inspector = inspect(engine)
+        assert set(inspector.get_table_names()) >= APP_TABLES
+        names: set[str] = set()
+        for table in APP_TABLES:
+            names.add(inspector.get_pk_constraint(table)["name"] or "")
+            names |= {c["name"] or "" for c in inspector.get_unique_constraints(table)}
+            names |= {c["name"] or "" for c in inspector.get_check_constraints(table)}
+        # Expression indexes are not reflected by SQLAlchemy on SQLite: read them directly.
+        names |= {
+            row[0]
+            for row in sqlite_fetch(
+                sqlite_url, "SELECT name FROM sqlite_master WHERE type = 'index'"
+            )
+        }
+        assert names >= EXPECTED_CONSTRAINTS | EXPECTED_INDEXES
+        column_types = {
+            c["name"]: str(c["type"]) for c in inspector.get_columns("metric_snapshots")
+        }
+        assert column_types["metric_data"] == "JSON"
+    finally:
+        engine.dispose()
+
+
+# ----- perfwatch db -------------------------------------------------------------------------------
+
+
+def perfwatch(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN_DIR / "perfwatch"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def test_perfwatch_db_commands(empty_url: str, tmp_path: Path) -> None:
+    env = subprocess_env(empty_url, tmp_path / "data")
+    # From a directory without alembic.ini: the one beside the package is found.
+    result = perfwatch("db", "history", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"<base> -> {HEAD} (head)" in result.stdout
+
+    result = perfwatch("db", "current", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert HEAD not in result.stdout
+
+    result = perfwatch("db", "upgrade", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert_schema_at_head(empty_url)
+    result = perfwatch("db", "current", env=env, cwd=tmp_path)
+    assert result.stdout.strip() == f"{HEAD} (head)"
+
+    result = perfwatch("db", "downgrade", env=env, cwd=tmp_path)  # one step: to base
+    assert result.returncode == 0, result.stderr
+    assert_schema_gone(empty_url)
+    assert perfwatch("db", "current", env=env, cwd=tmp_path).stdout.strip() == ""
+
+    result = perfwatch("db", "upgrade", "head", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert_schema_at_head(empty_url)
+
+
+def test_perfwatch_db_upgrade_reports_an_unreachable_database(tmp_path: Path) -> None:
+    env = subprocess_env("postgresql://postgres@127.0.0.1:1/perfwatch", tmp_path / "data")
+    result = perfwatch("db", "upgrade", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("error: migration failed")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def insert_marker(url: str) -> None:
+    insert = """INSERT INTO config_entries ("key", value) VALUES ('reset.marker', '1')"""
+    if make_url(url).get_backend_name() == "postgresql":
+        run_async(pg_fetch(url, insert))
+    else:
+        sqlite_fetch(url, insert)
+    assert fetch(url, "SELECT count(*) FROM config_entries") == [(1,)]
+
+
+def test_db_reset_is_refused_in_production(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'reset.db'}"
+    migrate(url)
+    insert_marker(url)
+    env = subprocess_env(url, tmp_path / "data", ENVIRONMENT="production", SECRET_KEY="p" * 48)
+    result = perfwatch("db", "reset", "--yes", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: db reset is refused when ENVIRONMENT=production"
+    assert_schema_at_head(url)
+    assert fetch(url, "SELECT count(*) FROM config_entries") == [(1,)]
+
+
+def test_db_reset_with_yes_empties_the_database_in_development(
+    empty_url: str, tmp_path: Path
+) -> None:
+    migrate(empty_url)
+    insert_marker(empty_url)
+    result = perfwatch(
+        "db", "reset", "--yes", env=subprocess_env(empty_url, tmp_path / "data"), cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "database reset to an empty schema at head" in result.stdout
+    assert_schema_at_head(empty_url)
+    assert fetch(empty_url, "SELECT count(*) FROM config_entries") == [(0,)]
+
+
+def test_db_reset_without_yes_asks_and_a_no_keeps_the_data(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'reset.db'}"
+    migrate(url)
+    insert_marker(url)
+    result = subprocess.run(
+        [str(BIN_DIR / "perfwatch"), "db", "reset"],
+        cwd=tmp_path,
+        env=subprocess_env(url, tmp_path / "data"),
+        input="n\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "Erase ALL data" in result.stdout
+    assert fetch(url, "SELECT count(*) FROM config_entries") == [(1,)]
+
+
+# ----- several replicas at once (PostgreSQL advisory lock) ----------------------------------------
+
+
+def test_concurrent_upgrades_on_an_empty_database_migrate_once(
+    empty_pg_url: str, tmp_path: Path
+) -> None:
+    env = subprocess_env(empty_pg_url, tmp_path / "data")
+    processes = [
+        subprocess.Popen(
+            [str(BIN_DIR / "alembic"), "upgrade", "head"],
+            cwd=BACKEND_DIR,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = [process.communicate(timeout=180) for process in processes]
+    for process, (_, stderr) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, stderr
+    runs = sum(stderr.count(f"Running upgrade  -> {HEAD}") for _, stderr in outputs)
+    assert runs == 1
+    assert_schema_at_head(empty_pg_url)
+
+
+def _migration_lock_key() -> int:
+    """MIGRATION_LOCK_KEY as env.py defines it (env.py cannot be imported outside Alembic)."""
+    tree = ast.parse((BACKEND_DIR / "alembic" / "env.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(target, ast.Name) and target.id == "MIGRATION_LOCK_KEY"
+            for target in node.targets
+        ):
+            return int(
+                eval(compile(ast.Expression(node.value), "env.py", "eval"))
+            )  # a constant expression
+    raise AssertionError("MIGRATION_LOCK_KEY not found in alembic/env.py")
+
+
+def test_upgrade_waits_for_the_migration_lock(empty_pg_url: str, tmp_path: Path) -> None:
+    env = subprocess_env(empty_pg_url, tmp_path / "data")
+    key = _migration_lock_key()
+    waiting_query = "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+
+    async def scenario() -> None:
+        holder = await asyncpg.connect(asyncpg_dsn(empty_pg_url))
+        process: asyncio.subprocess.Process | None = None
+        try:
+            await holder.execute("SELECT pg_advisory_lock($1)", key)
+            process = await asyncio.create_subprocess_exec(
+                str(BIN_DIR / "alembic"),
+                "upgrade",
+                "head",
+                cwd=BACKEND_DIR,
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            deadline = time.monotonic() + 60
+            while not await pg_fetch(empty_pg_url, waiting_query):
+                assert process.returncode is None, "alembic ended without waiting for the lock"
+                assert time.monotonic() < deadline, "alembic never waited for the migration lock"
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1)  # it keeps waiting: nothing is migrated while the lock is held
+            assert process.returncode is None
+            tables = {
+                row[0] for row in await pg_fetch(empty_pg_url, "SELECT tablename FROM pg_tables")
+            }
+            assert "alembic_version" not in tables
+
+            await holder.execute("SELECT pg_advisory_unlock($1)", key)
+            _, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
+            assert process.returncode == 0, stderr.decode()
+        finally:
+            if process is not None and process.returncode is None:
+                process.kill()
+                await process.wait()
+            await holder.close()
+
+    run_async(scenario())
+    assert_schema_at_head(empty_pg_url)
