@@ -56,7 +56,9 @@ def admin_url() -> str:
         return explicit
     script = REPO_ROOT / "scripts" / "pg16.sh"
     subprocess.run([str(script), "start"], check=True, stdout=subprocess.DEVNULL)
-    return subprocess.run([str(script), "url"], check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        [str(script), "url"], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 async def recreate(url: str) -> str:
@@ -85,7 +87,7 @@ async def timed(samples: int, call: Callable[[], Awaitable[Any]]) -> list[float]
 
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def report_latency(name: str, durations: list[float]) -> None:
@@ -135,7 +137,15 @@ async def main() -> None:
     # ----- simple queries through the repository --------------------------------------------
     async with sessions() as session:
         repository = SnapshotRepository(session)
-        ids = (await session.execute(text("SELECT id FROM metric_snapshots ORDER BY random() LIMIT 500"))).scalars().all()
+        ids = (
+            (
+                await session.execute(
+                    text("SELECT id FROM metric_snapshots ORDER BY random() LIMIT 500")
+                )
+            )
+            .scalars()
+            .all()
+        )
         cursor = iter(ids * (samples // len(ids) + 2))
 
         async def get_by_id() -> None:
@@ -151,7 +161,10 @@ async def main() -> None:
         async def one_hour_page() -> None:
             session.expunge_all()
             page = await repository.range(
-                metric_type=METRIC_TYPE, host=HOST, start=hour_start, end=hour_start + timedelta(hours=1),
+                metric_type=METRIC_TYPE,
+                host=HOST,
+                start=hour_start,
+                end=hour_start + timedelta(hours=1),
                 limit=1000,
             )
             assert len(page.items) == 1000
@@ -161,8 +174,12 @@ async def main() -> None:
             token, total = None, 0
             while True:
                 page = await repository.range(
-                    metric_type=METRIC_TYPE, host=HOST, start=hour_start,
-                    end=hour_start + timedelta(hours=1), limit=1000, cursor=token,
+                    metric_type=METRIC_TYPE,
+                    host=HOST,
+                    start=hour_start,
+                    end=hour_start + timedelta(hours=1),
+                    limit=1000,
+                    cursor=token,
                 )
                 total += len(page.items)
                 token = page.next_cursor
@@ -172,16 +189,25 @@ async def main() -> None:
 
         report_latency("snapshot_get_by_id", await timed(samples, get_by_id))
         report_latency("snapshot_latest", await timed(samples, latest))
-        report_latency("snapshot_latest_per_type", await timed(samples, lambda: repository.latest_per_type(HOST)))
+        report_latency(
+            "snapshot_latest_per_type",
+            await timed(samples, lambda: repository.latest_per_type(HOST)),
+        )
         report_latency("snapshot_range_1h_first_page_1000", await timed(samples, one_hour_page))
-        report_latency("snapshot_range_1h_all_3600", await timed(max(30, samples // 10), one_hour_all))
+        report_latency(
+            "snapshot_range_1h_all_3600", await timed(max(30, samples // 10), one_hour_all)
+        )
 
     # ----- bulk insert: repository vs raw asyncpg COPY, same rows, same run ---------------------
     insert_end = datetime(2026, 3, 1, tzinfo=UTC)
-    insert_plan = SeedPlan("insert-host", insert_end - timedelta(seconds=insert_rows), insert_end, 1, (METRIC_TYPE,))
+    insert_plan = SeedPlan(
+        "insert-host", insert_end - timedelta(seconds=insert_rows), insert_end, 1, (METRIC_TYPE,)
+    )
     insert_rows_list = rows_for(insert_plan)
     async with sessions() as session:
-        await ensure_snapshot_partitions(session, days_behind=2, days_ahead=0, today=insert_end.date())
+        await ensure_snapshot_partitions(
+            session, days_behind=2, days_ahead=0, today=insert_end.date()
+        )
         await session.commit()
     raw = await asyncpg.connect(url.replace("+asyncpg", ""))
 
@@ -194,7 +220,9 @@ async def main() -> None:
         started = time.perf_counter()
         for offset in range(0, len(insert_rows_list), 5_000):
             async with sessions() as session:
-                await SnapshotRepository(session).bulk_insert_ignore_conflicts(insert_rows_list[offset : offset + 5_000])
+                await SnapshotRepository(session).bulk_insert_ignore_conflicts(
+                    insert_rows_list[offset : offset + 5_000]
+                )
                 await session.commit()
         return len(insert_rows_list) / (time.perf_counter() - started)
 
@@ -203,11 +231,18 @@ async def main() -> None:
         started = time.perf_counter()
         for offset in range(0, len(insert_rows_list), 5_000):
             records = [
-                (row.host, row.captured_at, row.metric_type, json.dumps(row.metric_data, separators=(",", ":")))
+                (
+                    row.host,
+                    row.captured_at,
+                    row.metric_type,
+                    json.dumps(row.metric_data, separators=(",", ":")),
+                )
                 for row in insert_rows_list[offset : offset + 5_000]
             ]
             await raw.copy_records_to_table(
-                "metric_snapshots", records=records, columns=["host", "captured_at", "metric_type", "metric_data"]
+                "metric_snapshots",
+                records=records,
+                columns=["host", "captured_at", "metric_type", "metric_data"],
             )
         return len(insert_rows_list) / (time.perf_counter() - started)
 
@@ -223,12 +258,22 @@ async def main() -> None:
     await engine.dispose()
 
     out = REPO_ROOT / "bench" / "results.json"
-    out.write_text(json.dumps({
-        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
-        "parameters": {"days": days, "insert_rows": insert_rows, "samples": samples},
-        "results": results,
-    }, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "machine": {
+                    "python": platform.python_version(),
+                    "cpus": os.cpu_count(),
+                    "platform": platform.platform(),
+                },
+                "parameters": {"days": days, "insert_rows": insert_rows, "samples": samples},
+                "results": results,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"# wrote {out.relative_to(REPO_ROOT)}", flush=True)
 
 

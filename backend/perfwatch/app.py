@@ -16,7 +16,13 @@ from perfwatch.cache import build_cache
 from perfwatch.config import Settings, get_settings
 from perfwatch.db.partitions import run_partition_maintenance
 from perfwatch.db.session import close_database, init_database
-from perfwatch.errors import ConflictError, InvalidQueryError, NotFoundError, PerfWatchError, ValidationFailedError
+from perfwatch.errors import (
+    ConflictError,
+    InvalidQueryError,
+    NotFoundError,
+    PerfWatchError,
+    ValidationFailedError,
+)
 from perfwatch.health.router import router as health_router
 
 logger = logging.getLogger("perfwatch.app")
@@ -36,7 +42,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = await init_database(settings)
         app.state.cache = build_cache(settings)
-        maintenance = asyncio.create_task(run_partition_maintenance(engine), name="partition-maintenance")
+        maintenance = asyncio.create_task(
+            run_partition_maintenance(engine), name="partition-maintenance"
+        )
         try:
             yield
         finally:
@@ -52,7 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(PerfWatchError)
     async def domain_error(_request: Request, exc: PerfWatchError) -> JSONResponse:
-        status = next((code for kind, code in _STATUS_BY_ERROR.items() if isinstance(exc, kind)), 400)
+        status = next(
+            (code for kind, code in _STATUS_BY_ERROR.items() if isinstance(exc, kind)), 400
+        )
         return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, status_code=status)
 
     return app

@@ -33,15 +33,18 @@ app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(config_app, name="config")
 
+
 def _settings() -> Settings:
     try:
         return get_settings()
     except SettingsError as exc:
         _fail(str(exc))
 
+
 def _fail(message: str, code: int = 1) -> NoReturn:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
+
 
 def _run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run ``work`` with the engine open, turning known failures into one-line errors."""
@@ -64,7 +67,9 @@ def _run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
             _fail(f"database error: {exc}".splitlines()[0])
         raise
 
+
 # ----- db -------------------------------------------------------------------------------
+
 
 def _alembic(action: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
     try:
@@ -72,31 +77,36 @@ def _alembic(action: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
     except FileNotFoundError as exc:
         _fail(str(exc))
     except Exception as exc:
-        if type(exc).__module__.startswith(("sqlalchemy", "asyncpg", "alembic", "sqlite3")) or isinstance(
-            exc, OSError
-        ):
+        if type(exc).__module__.startswith(
+            ("sqlalchemy", "asyncpg", "alembic", "sqlite3")
+        ) or isinstance(exc, OSError):
             _fail(f"migration failed: {exc}".splitlines()[0])
         raise
+
 
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head")) -> None:
     """Apply migrations up to REVISION (default: head)."""
     _alembic(alembic_command.upgrade, revision)
 
+
 @db_app.command("downgrade")
 def db_downgrade(revision: str = typer.Argument("-1")) -> None:
     """Revert migrations down to REVISION (default: one step; 'base' for all)."""
     _alembic(alembic_command.downgrade, revision)
+
 
 @db_app.command("current")
 def db_current() -> None:
     """Show the revision the database is at."""
     _alembic(alembic_command.current, verbose=False)
 
+
 @db_app.command("history")
 def db_history() -> None:
     """List all revisions."""
     _alembic(alembic_command.history, verbose=False)
+
 
 @db_app.command("reset")
 def db_reset(yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation.")) -> None:
@@ -110,7 +120,9 @@ def db_reset(yes: bool = typer.Option(False, "--yes", help="Do not ask for confi
     _alembic(alembic_command.upgrade, "head")
     typer.echo("database reset to an empty schema at head")
 
+
 # ----- init / seed -------------------------------------------------------------------------
+
 
 def _print_report(report: InitReport) -> None:
     for item in report.created:
@@ -125,6 +137,7 @@ def _print_report(report: InitReport) -> None:
             fg=typer.colors.YELLOW,
         )
 
+
 @app.command("init")
 def init() -> None:
     """Create the admin user, default config values and archive policies if missing."""
@@ -136,21 +149,30 @@ def init() -> None:
 
     _print_report(_run(work))
 
+
 @app.command("seed")
 def seed(
-    days: float = typer.Option(1.0, min=0.001, max=MAX_SEED_DAYS, help="Days of history to generate."),
+    days: float = typer.Option(
+        1.0, min=0.001, max=MAX_SEED_DAYS, help="Days of history to generate."
+    ),
     interval: int = typer.Option(60, min=1, max=86_400, help="Seconds between points."),
     host: str | None = typer.Option(None, help="Host name to record (default: <hostname>-demo)."),
 ) -> None:
     """Generate demo history for every metric type (idempotent)."""
     plan = plan_seed(days=days, interval_seconds=interval, host=host)
-    typer.echo(f"seeding {plan.total_rows:,} snapshots for {plan.host} ({plan.start:%Y-%m-%d %H:%M} → "
-               f"{plan.end:%Y-%m-%d %H:%M} UTC, every {interval} s)")
+    typer.echo(
+        f"seeding {plan.total_rows:,} snapshots for {plan.host} ({plan.start:%Y-%m-%d %H:%M} → "
+        f"{plan.end:%Y-%m-%d %H:%M} UTC, every {interval} s)"
+    )
     with typer.progressbar(length=plan.total_rows, label="snapshots") as bar:
         inserted = _run(lambda: seed_history(plan, on_progress=bar.update))
-    typer.echo(f"inserted {inserted:,} new snapshots ({plan.total_rows - inserted:,} already present)")
+    typer.echo(
+        f"inserted {inserted:,} new snapshots ({plan.total_rows - inserted:,} already present)"
+    )
+
 
 # ----- users ---------------------------------------------------------------------------------
+
 
 @user_app.command("create")
 def user_create(
@@ -158,8 +180,9 @@ def user_create(
     role: UserRole = typer.Option(UserRole.VIEWER, case_sensitive=False),
     email: str | None = typer.Option(None),
     full_name: str | None = typer.Option(None, "--full-name"),
-    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True,
-                                 envvar="PERFWATCH_NEW_PASSWORD"),
+    password: str = typer.Option(
+        ..., prompt=True, hide_input=True, confirmation_prompt=True, envvar="PERFWATCH_NEW_PASSWORD"
+    ),
 ) -> None:
     """Create a user (the password is asked for, or read from PERFWATCH_NEW_PASSWORD)."""
 
@@ -172,6 +195,7 @@ def user_create(
 
     typer.echo(_run(work))
 
+
 @user_app.command("list")
 def user_list(limit: int = typer.Option(100, min=1, max=1000)) -> None:
     """List users."""
@@ -181,18 +205,24 @@ def user_list(limit: int = typer.Option(100, min=1, max=1000)) -> None:
             page = await UserService(session).list_users(limit=limit)
         lines = [f"{'USERNAME':<24} {'ROLE':<8} {'ACTIVE':<7} {'LAST LOGIN'}"]
         for user in page.items:
-            last = user.last_login_at.isoformat(timespec="seconds") if user.last_login_at else "never"
-            lines.append(f"{user.username:<24} {user.role.value:<8} {str(user.is_active).lower():<7} {last}")
+            last = (
+                user.last_login_at.isoformat(timespec="seconds") if user.last_login_at else "never"
+            )
+            lines.append(
+                f"{user.username:<24} {user.role.value:<8} {str(user.is_active).lower():<7} {last}"
+            )
         lines.append(f"({page.total} user(s))")
         return lines
 
     typer.echo("\n".join(_run(work)))
 
+
 @user_app.command("set-password")
 def user_set_password(
     username: str,
-    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True,
-                                 envvar="PERFWATCH_NEW_PASSWORD"),
+    password: str = typer.Option(
+        ..., prompt=True, hide_input=True, confirmation_prompt=True, envvar="PERFWATCH_NEW_PASSWORD"
+    ),
 ) -> None:
     """Set a user's password."""
 
@@ -203,7 +233,9 @@ def user_set_password(
     _run(work)
     typer.echo(f"password updated for {username!r}")
 
+
 # ----- config --------------------------------------------------------------------------------
+
 
 @config_app.command("get")
 def config_get(key: str | None = typer.Argument(None, help="Omit to list every entry.")) -> None:
@@ -222,8 +254,11 @@ def config_get(key: str | None = typer.Argument(None, help="Omit to list every e
     for name, value in _run(work).items():
         typer.echo(f"{name} = {json.dumps(value)}")
 
+
 @config_app.command("set")
-def config_set(key: str, value: str = typer.Argument(..., help="A JSON value; bare words are strings.")) -> None:
+def config_set(
+    key: str, value: str = typer.Argument(..., help="A JSON value; bare words are strings.")
+) -> None:
     """Set a configuration entry."""
     try:
         parsed: Any = json.loads(value)
@@ -237,7 +272,9 @@ def config_set(key: str, value: str = typer.Argument(..., help="A JSON value; ba
     _run(work)
     typer.echo(f"{key} = {json.dumps(parsed)}")
 
+
 # ----- check / serve ---------------------------------------------------------------------------
+
 
 @app.command("check")
 def check() -> None:
@@ -249,7 +286,10 @@ def check() -> None:
         cache = build_cache(settings)
         try:
             return [
-                (f"database {settings.safe_database_url()}", await check_database(engine, timeout=5)),
+                (
+                    f"database {settings.safe_database_url()}",
+                    await check_database(engine, timeout=5),
+                ),
                 (f"cache {cache.name}", await check_cache(cache, timeout=5)),
             ]
         finally:
@@ -264,6 +304,7 @@ def check() -> None:
     if any(problem for _, problem in results):
         raise typer.Exit(1)
 
+
 @app.command("serve")
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
@@ -274,13 +315,23 @@ def serve(
     import uvicorn
 
     settings = _settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if migrate:
         _alembic(alembic_command.upgrade, "head")
         init()
-    typer.echo(f"serving PerfWatch on http://{host}:{port} (database: {settings.safe_database_url()})")
-    uvicorn.run("perfwatch.app:create_app", factory=True, host=host, port=port,
-                log_level=settings.log_level.lower())
+    typer.echo(
+        f"serving PerfWatch on http://{host}:{port} (database: {settings.safe_database_url()})"
+    )
+    uvicorn.run(
+        "perfwatch.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+    )
+
 
 def main() -> None:
     try:

@@ -65,7 +65,9 @@ def normalise_database_url(raw: str) -> str:
         )
     url = url.set(drivername=driver)
     if driver.startswith("postgresql") and not url.host and not url.query.get("host"):
-        raise ValueError("a PostgreSQL URL needs a host, e.g. postgresql://user@localhost/perfwatch")
+        raise ValueError(
+            "a PostgreSQL URL needs a host, e.g. postgresql://user@localhost/perfwatch"
+        )
     if driver.startswith("sqlite") and not url.database:
         raise ValueError("a SQLite URL needs a file path, e.g. sqlite+aiosqlite:///./perfwatch.db")
     return url.render_as_string(hide_password=False)
@@ -138,7 +140,8 @@ class Settings(BaseSettings):
             return self
         if self.secret_key in PLACEHOLDER_SECRETS or len(self.secret_key) < MIN_SECRET_LENGTH:
             raise ValueError(
-                f"SECRET_KEY must be set to a random value of at least {MIN_SECRET_LENGTH} characters "
+                "SECRET_KEY must be set to a random value of at least "
+                f"{MIN_SECRET_LENGTH} characters "
                 f"when ENVIRONMENT={self.environment.value} "
                 '(e.g. python -c "import secrets; print(secrets.token_urlsafe(48))")'
             )

@@ -1,4 +1,5 @@
-"""Domain errors: raised by services and repositories, translated to HTTP or CLI output at the edge."""
+"""Domain errors: raised by services and repositories, translated to HTTP or CLI output at the
+edge."""
 
 from __future__ import annotations
 

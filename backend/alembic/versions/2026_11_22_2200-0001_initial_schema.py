@@ -1,4 +1,4 @@
-"""initial schema: users, metric_snapshots (daily partitions on PostgreSQL), config, archive policies
+"""initial schema: users, metric_snapshots (daily partitions on PG), config, archive policies
 
 Revision ID: 0001
 Revises:
@@ -32,16 +32,33 @@ def upgrade() -> None:
         sa.Column("full_name", sa.String(length=255), nullable=True),
         sa.Column(
             "role",
-            sa.Enum("admin", "member", "viewer", name="user_role", native_enum=False,
-                    create_constraint=True, length=16),
+            sa.Enum(
+                "admin",
+                "member",
+                "viewer",
+                name="user_role",
+                native_enum=False,
+                create_constraint=True,
+                length=16,
+            ),
             server_default="viewer",
             nullable=False,
         ),
         sa.Column("is_active", sa.Boolean(), server_default=sa.true(), nullable=False),
         sa.Column("last_login_at", perfwatch.db.types.UTCDateTime(), nullable=True),
         sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("created_at", perfwatch.db.types.UTCDateTime(), server_default=sa.func.now(), nullable=False),
-        sa.Column("updated_at", perfwatch.db.types.UTCDateTime(), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "created_at",
+            perfwatch.db.types.UTCDateTime(),
+            server_default=sa.func.now(),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            perfwatch.db.types.UTCDateTime(),
+            server_default=sa.func.now(),
+            nullable=False,
+        ),
         sa.Column("deleted_at", perfwatch.db.types.UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("username", name=op.f("uq_users_username")),
@@ -55,7 +72,12 @@ def upgrade() -> None:
         sa.Column("key", sa.String(length=128), nullable=False),
         sa.Column("value", perfwatch.db.types.JSONDocument, nullable=False),
         sa.Column("description", sa.Text(), nullable=True),
-        sa.Column("updated_at", perfwatch.db.types.UTCDateTime(), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "updated_at",
+            perfwatch.db.types.UTCDateTime(),
+            server_default=sa.func.now(),
+            nullable=False,
+        ),
         sa.Column("updated_by", sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_config_entries")),
     )
@@ -68,17 +90,35 @@ def upgrade() -> None:
         sa.Column("downsample_interval", sa.Integer(), nullable=True),
         sa.Column(
             "action",
-            sa.Enum("delete", "archive", name="archive_action", native_enum=False,
-                    create_constraint=True, length=16),
+            sa.Enum(
+                "delete",
+                "archive",
+                name="archive_action",
+                native_enum=False,
+                create_constraint=True,
+                length=16,
+            ),
             server_default="delete",
             nullable=False,
         ),
         sa.Column("enabled", sa.Boolean(), server_default=sa.true(), nullable=False),
         sa.Column("last_run_at", perfwatch.db.types.UTCDateTime(), nullable=True),
         sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("created_at", perfwatch.db.types.UTCDateTime(), server_default=sa.func.now(), nullable=False),
-        sa.Column("updated_at", perfwatch.db.types.UTCDateTime(), server_default=sa.func.now(), nullable=False),
-        sa.CheckConstraint("retention_days >= 1", name=op.f("ck_archive_policies_retention_days_positive")),
+        sa.Column(
+            "created_at",
+            perfwatch.db.types.UTCDateTime(),
+            server_default=sa.func.now(),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            perfwatch.db.types.UTCDateTime(),
+            server_default=sa.func.now(),
+            nullable=False,
+        ),
+        sa.CheckConstraint(
+            "retention_days >= 1", name=op.f("ck_archive_policies_retention_days_positive")
+        ),
         sa.CheckConstraint(
             "downsample_after_days IS NULL OR downsample_after_days >= 1",
             name=op.f("ck_archive_policies_downsample_after_days_positive"),
@@ -104,7 +144,9 @@ def upgrade() -> None:
             *(("id", "captured_at") if postgres else ("id",)), name=op.f("pk_metric_snapshots")
         ),
         sa.UniqueConstraint(
-            "host", "metric_type", "captured_at",
+            "host",
+            "metric_type",
+            "captured_at",
             name=op.f("uq_metric_snapshots_host_metric_type_captured_at"),
         ),
         **({"postgresql_partition_by": "RANGE (captured_at)"} if postgres else {}),
@@ -129,7 +171,9 @@ def downgrade() -> None:
     if _is_postgres():
         op.execute("DROP FUNCTION IF EXISTS perfwatch_ensure_snapshot_partitions(date, date)")
     op.drop_index(op.f("ix_metric_snapshots_captured_at"), table_name="metric_snapshots")
-    op.drop_index(op.f("ix_metric_snapshots_metric_type_captured_at"), table_name="metric_snapshots")
+    op.drop_index(
+        op.f("ix_metric_snapshots_metric_type_captured_at"), table_name="metric_snapshots"
+    )
     # Dropping a partitioned table drops its partitions with it.
     op.drop_table("metric_snapshots")
     op.drop_table("archive_policies")

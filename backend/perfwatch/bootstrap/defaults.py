@@ -30,7 +30,9 @@ DEFAULT_CONFIG: tuple[ConfigDefault, ...] = (
     ConfigDefault("sampler.interval.sensors", 10, "Seconds between sensor samples"),
     ConfigDefault("sampler.processes.top_n", 10, "Processes listed by CPU and by memory"),
     ConfigDefault("sampler.batch.max_rows", 500, "Snapshots buffered before a database write"),
-    ConfigDefault("sampler.batch.max_seconds", 5, "Longest wait before buffered snapshots are written"),
+    ConfigDefault(
+        "sampler.batch.max_seconds", 5, "Longest wait before buffered snapshots are written"
+    ),
     ConfigDefault("cache.latest_ttl_seconds", 10, "Lifetime of the latest-snapshot cache entries"),
     ConfigDefault("api.max_points", 1500, "Most points a downsampled range query returns"),
 )

@@ -64,7 +64,9 @@ async def _ensure_admin(session: AsyncSession, settings: Settings, report: InitR
             check_password_strength(password)
         except ValidationFailedError as exc:
             if settings.environment is Environment.PRODUCTION:
-                raise ValidationFailedError(f"ADMIN_PASSWORD refused in production: {exc}") from None
+                raise ValidationFailedError(
+                    f"ADMIN_PASSWORD refused in production: {exc}"
+                ) from None
     try:
         await UserService(session).create_user(
             username=username,
@@ -91,7 +93,10 @@ async def _ensure_config(session: AsyncSession, report: InitReport) -> None:
             continue
         try:
             await config.create(
-                key=default.key, value=default.value, description=default.description, updated_by="init"
+                key=default.key,
+                value=default.value,
+                description=default.description,
+                updated_by="init",
             )
         except ConflictError:
             report.skipped.append(f"{label} (created concurrently)")

@@ -78,7 +78,9 @@ class MemoryCache:
     async def publish(self, channel: str, message: str) -> int:
         receivers = 0
         for subscription in list(self._subscribers.get(channel, ())):
-            if subscription.queue.full():  # a slow reader loses its oldest message, not the publisher
+            if (
+                subscription.queue.full()
+            ):  # a slow reader loses its oldest message, not the publisher
                 subscription.queue.get_nowait()
             subscription.queue.put_nowait(message)
             receivers += 1

@@ -82,7 +82,9 @@ class RedisCache:
         pubsub = self._redis.pubsub()
         await pubsub.subscribe(channel)
         # Consume the subscribe confirmation so get() returns only real messages.
-        await asyncio.wait_for(pubsub.get_message(timeout=SOCKET_TIMEOUT_SECONDS), SOCKET_TIMEOUT_SECONDS)
+        await asyncio.wait_for(
+            pubsub.get_message(timeout=SOCKET_TIMEOUT_SECONDS), SOCKET_TIMEOUT_SECONDS
+        )
         return RedisSubscription(pubsub)
 
     async def close(self) -> None:

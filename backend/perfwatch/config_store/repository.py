@@ -39,7 +39,8 @@ class ConfigRepository(Repository[ConfigEntry]):
             return TypeAdapter(as_type).validate_python(entry.value)
         except ValidationError as exc:
             raise ValidationFailedError(
-                f"config {key!r} holds {entry.value!r}, not a valid {getattr(as_type, '__name__', as_type)}"
+                f"config {key!r} holds {entry.value!r}, "
+                f"not a valid {getattr(as_type, '__name__', as_type)}"
             ) from exc
 
     async def set_value(
@@ -47,7 +48,9 @@ class ConfigRepository(Repository[ConfigEntry]):
     ) -> ConfigEntry:
         entry = await self.get(key)
         if entry is None:
-            return await self.create(key=key, value=value, updated_by=updated_by, description=description)
+            return await self.create(
+                key=key, value=value, updated_by=updated_by, description=description
+            )
         changes: dict[str, Any] = {"value": value, "updated_by": updated_by}
         if description is not None:
             changes["description"] = description

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
@@ -87,12 +86,16 @@ def _install_slow_query_log(sync_engine: Engine, threshold_ms: float) -> None:
     # The start time rides on the statement's execution context: a statement that fails never
     # reaches after_cursor_execute, and a per-connection stack would keep its entry forever.
     @event.listens_for(sync_engine, "before_cursor_execute")
-    def _start_timer(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+    def _start_timer(
+        conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
+    ) -> None:
         if context is not None:
             context.perfwatch_query_start = time.perf_counter()
 
     @event.listens_for(sync_engine, "after_cursor_execute")
-    def _log_if_slow(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+    def _log_if_slow(
+        conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
+    ) -> None:
         _log_slow(getattr(context, "perfwatch_query_start", None), statement, "")
 
     # Failed statements count too: the slowest ones are those statement_timeout cancels.

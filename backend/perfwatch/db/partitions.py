@@ -57,7 +57,8 @@ BEGIN
             IF stranded THEN
                 -- Rows for this day sit in DEFAULT: move them into a new table, then attach it.
                 EXECUTE format(
-                    'CREATE TABLE %I (LIKE metric_snapshots INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
+                    'CREATE TABLE %I (LIKE metric_snapshots '
+                    'INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
                     partition_name);
                 EXECUTE format(
                     'WITH moved AS (DELETE FROM {DEFAULT_PARTITION} WHERE captured_at >= $1 '
@@ -81,6 +82,12 @@ $$;
 """
 
 
+def _dialect_name(connection: AsyncConnection | AsyncSession) -> str:
+    if isinstance(connection, AsyncSession):
+        return connection.get_bind().dialect.name
+    return connection.dialect.name
+
+
 def is_snapshot_partition(table_name: str) -> bool:
     return table_name == DEFAULT_PARTITION or bool(_PARTITION_NAME.match(table_name))
 
@@ -100,21 +107,22 @@ async def ensure_snapshot_partitions(
 
     A no-op returning 0 on SQLite, whose table is not partitioned. The caller commits.
     """
-    bind = connection.bind if isinstance(connection, AsyncSession) else connection
-    if bind.dialect.name != "postgresql":
+    if _dialect_name(connection) != "postgresql":
         return 0
     today = today or datetime.now(UTC).date()
     result = await connection.execute(
         text("SELECT perfwatch_ensure_snapshot_partitions(:first_day, :last_day)"),
-        {"first_day": today - timedelta(days=days_behind), "last_day": today + timedelta(days=days_ahead)},
+        {
+            "first_day": today - timedelta(days=days_behind),
+            "last_day": today + timedelta(days=days_ahead),
+        },
     )
     return int(result.scalar_one())
 
 
 async def list_snapshot_partitions(connection: AsyncConnection | AsyncSession) -> list[str]:
     """Names of the partitions attached to ``metric_snapshots`` (empty on SQLite)."""
-    bind = connection.bind if isinstance(connection, AsyncSession) else connection
-    if bind.dialect.name != "postgresql":
+    if _dialect_name(connection) != "postgresql":
         return []
     result = await connection.execute(
         text(
@@ -143,5 +151,7 @@ async def run_partition_maintenance(
             if created:
                 logger.info("created %d metric_snapshots partition(s)", created)
         except Exception:  # the database may be away; the next round tries again
-            logger.warning("partition maintenance failed; retrying in %.0f s", interval_seconds, exc_info=True)
+            logger.warning(
+                "partition maintenance failed; retrying in %.0f s", interval_seconds, exc_info=True
+            )
         await asyncio.sleep(interval_seconds)

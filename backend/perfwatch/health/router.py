@@ -28,10 +28,14 @@ async def ready(request: Request) -> JSONResponse:
     cache = request.app.state.cache
     # Concurrently: a hung database and a hung cache cost one timeout, not two.
     database_problem, cache_problem = await asyncio.gather(
-        check_database(timeout=PROBE_TIMEOUT_SECONDS), check_cache(cache, timeout=PROBE_TIMEOUT_SECONDS)
+        check_database(timeout=PROBE_TIMEOUT_SECONDS),
+        check_cache(cache, timeout=PROBE_TIMEOUT_SECONDS),
     )
     checks: dict[str, Any] = {
-        "database": {"status": "ok" if database_problem is None else "fail", "detail": database_problem},
+        "database": {
+            "status": "ok" if database_problem is None else "fail",
+            "detail": database_problem,
+        },
         cache.name: {"status": "ok" if cache_problem is None else "fail", "detail": cache_problem},
     }
     healthy = database_problem is None and cache_problem is None

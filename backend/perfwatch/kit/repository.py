@@ -7,6 +7,7 @@ sorted on; anything else raises ``InvalidQueryError`` with the allowed names.
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,7 +33,9 @@ _OPERATORS: dict[str, Callable[[InstrumentedAttribute[Any], Any], ColumnElement[
     "gte": lambda column, value: column >= value,
     "lt": lambda column, value: column < value,
     "lte": lambda column, value: column <= value,
-    "icontains": lambda column, value: func.lower(column).contains(str(value).lower(), autoescape=True),
+    "icontains": lambda column, value: func.lower(column).contains(
+        str(value).lower(), autoescape=True
+    ),
     "isnull": lambda column, value: column.is_(None) if value else column.is_not(None),
 }
 
@@ -70,8 +73,8 @@ class Repository(Generic[ModelT]):
         self.session = session
 
     # ----- reads -------------------------------------------------------------------------
-    def _base_query(self, *, include_deleted: bool = False) -> Select[tuple[ModelT]]:
-        query: Select[tuple[ModelT]] = select(self.model)  # type: ignore[assignment]
+    def _base_query(self, *, include_deleted: bool = False) -> Select[ModelT]:
+        query: Select[ModelT] = select(self.model)
         if not include_deleted and issubclass(self.model, SoftDeleteMixin):
             query = query.where(self.model.deleted_at.is_(None))
         return query
@@ -90,11 +93,15 @@ class Repository(Generic[ModelT]):
             raise NotFoundError(f"{self.model.__name__} {id_} not found")
         return item
 
-    async def get_many(self, ids: Iterable[Any], *, include_deleted: bool = False) -> list[ModelT]:
+    async def get_many(
+        self, ids: Iterable[Any], *, include_deleted: bool = False
+    ) -> builtins.list[ModelT]:
         wanted = list(ids)
         if not wanted:
             return []
-        query = self._base_query(include_deleted=include_deleted).where(self._primary_key().in_(wanted))
+        query = self._base_query(include_deleted=include_deleted).where(
+            self._primary_key().in_(wanted)
+        )
         return list((await self.session.execute(query)).scalars())
 
     async def list(
@@ -118,8 +125,12 @@ class Repository(Generic[ModelT]):
         items = list((await self.session.execute(ordered)).scalars())
         return Page(items=items, total=total, limit=limit, offset=offset)
 
-    async def count(self, *, filters: Mapping[str, Any] | None = None, include_deleted: bool = False) -> int:
-        query = self._base_query(include_deleted=include_deleted).where(*self._conditions(filters or {}))
+    async def count(
+        self, *, filters: Mapping[str, Any] | None = None, include_deleted: bool = False
+    ) -> int:
+        query = self._base_query(include_deleted=include_deleted).where(
+            *self._conditions(filters or {})
+        )
         total_query = select(func.count()).select_from(query.subquery())
         return int((await self.session.execute(total_query)).scalar_one())
 
@@ -133,11 +144,10 @@ class Repository(Generic[ModelT]):
         await self._flush_guarded(lambda: self.session.add(instance), added=[instance])
         return instance  # type: ignore[return-value]
 
-    async def bulk_create(self, items: Iterable[ModelT | Mapping[str, Any]]) -> list[ModelT]:
-        instances = [
-            item if isinstance(item, Base) else self.model(**item)  # type: ignore[misc]
-            for item in items
-        ]
+    async def bulk_create(
+        self, items: Iterable[ModelT | Mapping[str, Any]]
+    ) -> builtins.list[ModelT]:
+        instances = [item if isinstance(item, Base) else self.model(**item) for item in items]
         if instances:
             await self._flush_guarded(lambda: self.session.add_all(instances), added=instances)
         return instances  # type: ignore[return-value]
@@ -145,7 +155,9 @@ class Repository(Generic[ModelT]):
     async def update(self, item: ModelT, /, **values: Any) -> ModelT:
         unknown = set(values) - set(self.model.__mapper__.column_attrs.keys())
         if unknown:
-            raise InvalidQueryError(f"{self.model.__name__} has no field(s) {', '.join(sorted(unknown))}")
+            raise InvalidQueryError(
+                f"{self.model.__name__} has no field(s) {', '.join(sorted(unknown))}"
+            )
 
         def apply() -> None:
             for name, value in values.items():
@@ -211,15 +223,14 @@ class Repository(Generic[ModelT]):
                 return ConflictError(text)
         return ConflictError(f"{self.model.__name__} conflicts with an existing row")
 
-    def _conditions(self, filters: Mapping[str, Any]) -> list[ColumnElement[bool]]:
+    def _conditions(self, filters: Mapping[str, Any]) -> builtins.list[ColumnElement[bool]]:
         conditions = []
         for key, value in filters.items():
             field, _, operator = key.partition("__")
             operator = operator or "eq"
             if field not in self.filterable_fields:
-                raise InvalidQueryError(
-                    f"cannot filter on {field!r}; allowed: {', '.join(sorted(self.filterable_fields))}"
-                )
+                allowed = ", ".join(sorted(self.filterable_fields))
+                raise InvalidQueryError(f"cannot filter on {field!r}; allowed: {allowed}")
             build = _OPERATORS.get(operator)
             if build is None:
                 raise InvalidQueryError(
@@ -230,9 +241,9 @@ class Repository(Generic[ModelT]):
             conditions.append(build(getattr(self.model, field), value))
         return conditions
 
-    def _ordering(self, sort: Sequence[str] | str | None) -> list[Any]:
+    def _ordering(self, sort: Sequence[str] | str | None) -> builtins.list[Any]:
         fields = [sort] if isinstance(sort, str) else list(sort or self.default_sort)
-        ordering: list[Any] = []
+        ordering: builtins.list[Any] = []
         for spec in fields:
             descending = spec.startswith("-")
             name = spec.lstrip("+-")
@@ -245,4 +256,3 @@ class Repository(Generic[ModelT]):
         # A unique tie-breaker keeps offset pagination stable.
         ordering.append(self._primary_key().asc())
         return ordering
-

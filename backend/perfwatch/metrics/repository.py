@@ -8,9 +8,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
-from sqlalchemy import and_, or_, select, text
+from sqlalchemy import CursorResult, and_, or_, select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from perfwatch.errors import InvalidQueryError
@@ -60,7 +60,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
             raise ValueError(cursor)
         return after_time, after_id
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidQueryError("cursor is malformed; pass the next_cursor of a previous page") from None
+        raise InvalidQueryError(
+            "cursor is malformed; pass the next_cursor of a previous page"
+        ) from None
 
 
 class SnapshotRepository(Repository[MetricSnapshot]):
@@ -79,14 +81,16 @@ class SnapshotRepository(Repository[MetricSnapshot]):
         for row in rows:
             if row.captured_at.tzinfo is None:
                 raise ValueError(f"captured_at must be timezone-aware, got {row.captured_at!r}")
-        if self.session.bind.dialect.name == "postgresql":
+        if self.session.get_bind().dialect.name == "postgresql":
             result = await self.session.execute(
                 _POSTGRES_BULK_INSERT,
                 {
                     "hosts": [row.host for row in rows],
                     "times": [row.captured_at for row in rows],
                     "types": [row.metric_type for row in rows],
-                    "documents": [json.dumps(row.metric_data, separators=(",", ":")) for row in rows],
+                    "documents": [
+                        json.dumps(row.metric_data, separators=(",", ":")) for row in rows
+                    ],
                 },
             )
         else:
@@ -109,7 +113,8 @@ class SnapshotRepository(Repository[MetricSnapshot]):
                 ],
             )
             return len(result.all())
-        return max(int(result.rowcount or 0), 0)
+        # The driver reports how many rows the INSERT wrote; skipped conflicts are not counted.
+        return max(int(cast("CursorResult[Any]", result).rowcount or 0), 0)
 
     async def latest(self, host: str, metric_type: str) -> MetricSnapshot | None:
         query = (

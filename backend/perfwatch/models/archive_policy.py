@@ -18,7 +18,7 @@ class ArchiveAction(StrEnum):
 
 
 class ArchivePolicy(UUIDPrimaryKeyMixin, TimestampMixin, Base):
-    """How long raw snapshots of a metric type (or ``*`` for all) are kept, and what happens next."""
+    """How long raw snapshots of a metric type (``*``: all) are kept, and what happens next."""
 
     __tablename__ = "archive_policies"
     __table_args__ = (

@@ -17,16 +17,24 @@ from perfwatch.errors import ValidationFailedError
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
 
-_context = CryptContext(schemes=["bcrypt_sha256", "bcrypt"], deprecated="auto", bcrypt_sha256__rounds=12)
+_context = CryptContext(
+    schemes=["bcrypt_sha256", "bcrypt"], deprecated="auto", bcrypt_sha256__rounds=12
+)
 
 
 def check_password_strength(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise ValidationFailedError(f"password must be at least {MIN_PASSWORD_LENGTH} characters long")
+        raise ValidationFailedError(
+            f"password must be at least {MIN_PASSWORD_LENGTH} characters long"
+        )
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise ValidationFailedError(f"password must be at most {MAX_PASSWORD_LENGTH} characters long")
+        raise ValidationFailedError(
+            f"password must be at most {MAX_PASSWORD_LENGTH} characters long"
+        )
     if len(set(password)) < 5:
-        raise ValidationFailedError("password is too repetitive; use a passphrase or a generated password")
+        raise ValidationFailedError(
+            "password is too repetitive; use a passphrase or a generated password"
+        )
 
 
 def hash_password(password: str) -> str:

@@ -42,10 +42,16 @@ class UserService:
             check_password_strength(password)
         password_hash = await hash_password_async(password)
         return await self.users.create(
-            username=username, email=email, full_name=full_name, role=role, password_hash=password_hash
+            username=username,
+            email=email,
+            full_name=full_name,
+            role=role,
+            password_hash=password_hash,
         )
 
-    async def set_password(self, username: str, password: str, *, check_strength: bool = True) -> User:
+    async def set_password(
+        self, username: str, password: str, *, check_strength: bool = True
+    ) -> User:
         user = await self.users.get_by_username(username)
         if user is None:
             raise NotFoundError(f"no user named {username!r}")
@@ -53,5 +59,7 @@ class UserService:
             check_password_strength(password)
         return await self.users.update(user, password_hash=await hash_password_async(password))
 
-    async def list_users(self, *, limit: int = 50, offset: int = 0, sort: str = "username") -> Page[User]:
+    async def list_users(
+        self, *, limit: int = 50, offset: int = 0, sort: str = "username"
+    ) -> Page[User]:
         return await self.users.list(limit=limit, offset=offset, sort=sort)
