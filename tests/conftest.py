@@ -3,19 +3,17 @@ transaction that is rolled back at the end (savepoint mode), so tests never see 
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from perfwatch.config import Settings, get_settings
-from perfwatch.db import migrations
+from perfwatch.config import get_settings
 from perfwatch.db.engine import build_engine
+from tests.helpers import empty_database, make_settings, migrate, migrate_async, recreate_database
 from tests.services import (
     TEST_DATABASE_NAME,
     PostgresServer,
@@ -53,37 +51,17 @@ def redis_url(redis_server: RedisServer) -> str:
     return redis_server.url
 
 
-async def recreate_database(server: PostgresServer, name: str) -> str:
-    """Drop and create database ``name`` on ``server``; return its SQLAlchemy URL."""
-    if server.problem:
-        unavailable(server.problem)
-    connection = await asyncpg.connect(server.admin_url.replace("+asyncpg", ""))
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    return server.url_for(name)
-
-
-def make_settings(database_url: str, **overrides: object) -> Settings:
-    return Settings(database_url=database_url, environment="test", secret_key="t" * 40, **overrides)
-
-
 @pytest.fixture(scope="session")
 async def postgres_url(postgres_server: PostgresServer) -> str:
     """A dedicated, migrated test database (never the development one)."""
     url = await recreate_database(postgres_server, TEST_DATABASE_NAME)
-    await asyncio.to_thread(migrations.upgrade, "head", make_settings(url))
-    return url
+    return await migrate_async(url)
 
 
 @pytest.fixture(scope="session")
 async def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     path: Path = tmp_path_factory.mktemp("sqlite") / "perfwatch_test.db"
-    url = f"sqlite+aiosqlite:///{path}"
-    await asyncio.to_thread(migrations.upgrade, "head", make_settings(url))
-    return url
+    return await migrate_async(f"sqlite+aiosqlite:///{path}")
 
 
 @pytest.fixture(scope="session")
@@ -103,6 +81,14 @@ async def sqlite_engine(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture(params=DIALECTS)
 def dialect(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture
+def fresh_db(dialect: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database of ``dialect`` that is this test's alone: its writes are real
+    commits (a scratch PostgreSQL database, dropped afterwards, or a new SQLite file)."""
+    with empty_database(dialect, request, tmp_path) as url:
+        yield migrate(url)
 
 
 @pytest.fixture

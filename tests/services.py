@@ -62,16 +62,21 @@ def start_postgres() -> PostgresServer:
     if explicit:
         return PostgresServer(admin_url=explicit)
     already_running = (
-        subprocess.run([str(PG16_SCRIPT), "status"], capture_output=True, check=False).returncode == 0
+        subprocess.run([str(PG16_SCRIPT), "status"], capture_output=True, check=False).returncode
+        == 0
     )
     try:
-        subprocess.run([str(PG16_SCRIPT), "start"], check=True, capture_output=True, text=True, timeout=300)
+        subprocess.run(
+            [str(PG16_SCRIPT), "start"], check=True, capture_output=True, text=True, timeout=300
+        )
         url = subprocess.run(
             [str(PG16_SCRIPT), "url"], check=True, capture_output=True, text=True
         ).stdout.strip()
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
         detail = getattr(exc, "stderr", "") or str(exc)
-        return PostgresServer(admin_url="", problem=f"could not start PostgreSQL 16: {detail.strip()}")
+        return PostgresServer(
+            admin_url="", problem=f"could not start PostgreSQL 16: {detail.strip()}"
+        )
     # A server that was already up (another run, a developer) is left running afterwards.
     return PostgresServer(admin_url=url, started_here=not already_running)
 
@@ -95,7 +100,9 @@ class RedisServer:
         if not self.argv:
             raise RuntimeError("only a Redis started by the test run can be restarted")
         if self.process is None or self.process.poll() is not None:
-            self.process = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.process = subprocess.Popen(
+                self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
             _wait_for_port(self.port)
 
 
@@ -115,7 +122,9 @@ def start_redis() -> RedisServer:
         return RedisServer(url=explicit)
     binary = shutil.which("redis-server")
     if binary is None:
-        return RedisServer(url="", problem="redis-server is not installed (apt-get install redis-server)")
+        return RedisServer(
+            url="", problem="redis-server is not installed (apt-get install redis-server)"
+        )
     port = free_port()
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     server = RedisServer(url=f"redis://127.0.0.1:{port}/0", port=port, argv=argv)

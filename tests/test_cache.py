@@ -11,8 +11,7 @@ import pytest
 from perfwatch.cache import Cache, build_cache, check_cache
 from perfwatch.cache.memory import MemoryCache
 from perfwatch.cache.redis import RedisCache
-from tests.conftest import make_settings
-from tests.services import free_port
+from tests.helpers import closed_redis_url, make_settings
 
 
 @pytest.fixture(params=["redis", "memory"])
@@ -190,7 +189,7 @@ async def test_build_cache_follows_redis_url(redis_url: str, sqlite_url: str, ke
 
 
 async def test_check_names_an_unreachable_redis() -> None:
-    cache = RedisCache(f"redis://127.0.0.1:{free_port()}/0")
+    cache = RedisCache(closed_redis_url())
     try:
         started = asyncio.get_running_loop().time()
         problem = await check_cache(cache, timeout=2)

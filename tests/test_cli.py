@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -18,12 +16,12 @@ from perfwatch.cli import app
 from perfwatch.config import get_settings
 from perfwatch.db import session
 from perfwatch.users.passwords import verify_password
-from tests.services import free_port
-from tests.test_migrations import (
-    BIN_DIR,
+from tests.helpers import (
     SETTINGS_VARIABLES,
-    empty_database,
+    closed_postgres_url,
+    closed_redis_url,
     fetch,
+    in_thread,
     migrate,
     perfwatch,
     subprocess_env,
@@ -31,13 +29,6 @@ from tests.test_migrations import (
 
 PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "a different long passphrase"
-
-
-@pytest.fixture
-def cli_db(dialect: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A migrated scratch database of ``dialect``."""
-    with empty_database(dialect, request, tmp_path) as url:
-        yield migrate(url)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
@@ -90,7 +81,7 @@ def test_every_command_reports_bad_configuration_the_same_way(
 
 
 def test_unreachable_database_is_one_error_line(tmp_path: Path) -> None:
-    url = f"postgresql://perfwatch:s3cret@127.0.0.1:{free_port()}/perfwatch"
+    url = closed_postgres_url()
     result = perfwatch("user", "list", env=subprocess_env(url, tmp_path / "data"), cwd=tmp_path)
     assert_one_line_error(result, "cannot reach the database")
     assert "s3cret" not in result.stderr
@@ -110,8 +101,8 @@ def users(url: str) -> dict[str, tuple[str, str | None, str | None, str]]:
     return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
 
 
-def test_user_create_duplicate_and_list(cli_db: str, tmp_path: Path) -> None:
-    env = subprocess_env(cli_db, tmp_path / "data", PERFWATCH_NEW_PASSWORD=PASSWORD)
+def test_user_create_duplicate_and_list(fresh_db: str, tmp_path: Path) -> None:
+    env = subprocess_env(fresh_db, tmp_path / "data", PERFWATCH_NEW_PASSWORD=PASSWORD)
     result = perfwatch(
         "user",
         "create",
@@ -127,14 +118,14 @@ def test_user_create_duplicate_and_list(cli_db: str, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "created user 'alice' (member)"
-    role, email, full_name, password_hash = users(cli_db)["alice"]
+    role, email, full_name, password_hash = users(fresh_db)["alice"]
     assert (role, email, full_name) == ("member", "alice@example.com", "Alice Liddell")
     assert verify_password(PASSWORD, password_hash)
     assert not verify_password(NEW_PASSWORD, password_hash)
 
     duplicate = perfwatch("user", "create", "alice", env=env, cwd=tmp_path)
     assert_one_line_error(duplicate, "already exists")
-    assert len(users(cli_db)) == 1
+    assert len(users(fresh_db)) == 1
 
     assert perfwatch("user", "create", "bob", env=env, cwd=tmp_path).returncode == 0
     listing = perfwatch("user", "list", env=env, cwd=tmp_path)
@@ -172,24 +163,23 @@ def test_user_create_refuses_a_weak_password(tmp_path: Path, password: str, mess
 def test_user_create_prompts_for_the_password_twice(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'prompt.db'}"
     migrate(url)
-    result = subprocess.run(
-        [str(BIN_DIR / "perfwatch"), "user", "create", "dave"],
+    result = perfwatch(
+        "user",
+        "create",
+        "dave",
         env=subprocess_env(url, tmp_path / "data"),
         cwd=tmp_path,
         input=f"{PASSWORD}\n{PASSWORD}\n",
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert verify_password(PASSWORD, users(url)["dave"][3])
 
 
-def test_user_set_password(cli_db: str, tmp_path: Path) -> None:
-    env = subprocess_env(cli_db, tmp_path / "data", PERFWATCH_NEW_PASSWORD=PASSWORD)
+def test_user_set_password(fresh_db: str, tmp_path: Path) -> None:
+    env = subprocess_env(fresh_db, tmp_path / "data", PERFWATCH_NEW_PASSWORD=PASSWORD)
     assert perfwatch("user", "create", "erin", env=env, cwd=tmp_path).returncode == 0
-    old_hash = users(cli_db)["erin"][3]
+    old_hash = users(fresh_db)["erin"][3]
 
     result = perfwatch(
         "user",
@@ -200,7 +190,7 @@ def test_user_set_password(cli_db: str, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "password updated for 'erin'"
-    new_hash = users(cli_db)["erin"][3]
+    new_hash = users(fresh_db)["erin"][3]
     assert new_hash != old_hash
     assert verify_password(NEW_PASSWORD, new_hash)
     assert not verify_password(PASSWORD, new_hash)
@@ -209,7 +199,7 @@ def test_user_set_password(cli_db: str, tmp_path: Path) -> None:
         "user", "set-password", "erin", env=dict(env, PERFWATCH_NEW_PASSWORD="short"), cwd=tmp_path
     )
     assert_one_line_error(weak, "at least 12 characters")
-    assert users(cli_db)["erin"][3] == new_hash
+    assert users(fresh_db)["erin"][3] == new_hash
 
     missing = perfwatch("user", "set-password", "nobody", env=env, cwd=tmp_path)
     assert_one_line_error(missing, "no user named 'nobody'")
@@ -231,8 +221,7 @@ def invoke(args: list[str], database_url: str, data_dir: Path) -> Result:
             get_settings.cache_clear()
 
     assert session._engine is None, "an engine from another test is still open"
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(call).result()
+    return in_thread(call)
 
 
 def config_values(url: str) -> dict[str, object]:
@@ -244,7 +233,7 @@ def config_values(url: str) -> dict[str, object]:
     return values
 
 
-def test_config_set_and_get(cli_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_set_and_get(fresh_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     data_dir = tmp_path / "data"
     cases = [
@@ -255,19 +244,19 @@ def test_config_set_and_get(cli_db: str, tmp_path: Path, monkeypatch: pytest.Mon
         (["f", "false"], "f = false", False),
     ]
     for args, printed, stored in cases:
-        result = invoke(["config", "set", *args], cli_db, data_dir)
+        result = invoke(["config", "set", *args], fresh_db, data_dir)
         assert result.exit_code == 0, result.output
         assert result.stdout.strip() == printed
-        got = invoke(["config", "get", args[0]], cli_db, data_dir)
+        got = invoke(["config", "get", args[0]], fresh_db, data_dir)
         assert got.exit_code == 0, got.output
         assert got.stdout.strip() == printed
-        assert config_values(cli_db)[args[0]] == stored
+        assert config_values(fresh_db)[args[0]] == stored
 
-    overwritten = invoke(["config", "set", "k", "6"], cli_db, data_dir)
+    overwritten = invoke(["config", "set", "k", "6"], fresh_db, data_dir)
     assert overwritten.exit_code == 0
-    assert config_values(cli_db)["k"] == 6
+    assert config_values(fresh_db)["k"] == 6
 
-    listing = invoke(["config", "get"], cli_db, data_dir)
+    listing = invoke(["config", "get"], fresh_db, data_dir)
     assert listing.exit_code == 0
     assert [line.split(" = ")[0] for line in listing.stdout.strip().splitlines()] == [
         "f",
@@ -294,8 +283,8 @@ _SEEDING = re.compile(r"^seeding .*$", re.MULTILINE)
 _INSERTED = re.compile(r"inserted (\d[\d,]*) new snapshots \((\d[\d,]*) already present\)")
 
 
-def test_seed_inserts_every_metric_type_once(cli_db: str, tmp_path: Path) -> None:
-    env = subprocess_env(cli_db, tmp_path / "data")
+def test_seed_inserts_every_metric_type_once(fresh_db: str, tmp_path: Path) -> None:
+    env = subprocess_env(fresh_db, tmp_path / "data")
     args = ("seed", "--days", "0.05", "--interval", "60", "--host", "seed-test")
     first = perfwatch(*args, env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
@@ -304,10 +293,10 @@ def test_seed_inserts_every_metric_type_once(cli_db: str, tmp_path: Path) -> Non
     per_type = int(0.05 * 86_400 // 60)
     assert int(inserted[1].replace(",", "")) == per_type * len(METRIC_TYPES)
     counts = dict(
-        fetch(cli_db, "SELECT metric_type, count(*) FROM metric_snapshots GROUP BY metric_type")
+        fetch(fresh_db, "SELECT metric_type, count(*) FROM metric_snapshots GROUP BY metric_type")
     )
     assert counts == dict.fromkeys(METRIC_TYPES, per_type)
-    assert fetch(cli_db, "SELECT DISTINCT host FROM metric_snapshots") == [("seed-test",)]
+    assert fetch(fresh_db, "SELECT DISTINCT host FROM metric_snapshots") == [("seed-test",)]
 
     second = perfwatch(*args, env=env, cwd=tmp_path)
     assert second.returncode == 0, second.stderr
@@ -317,7 +306,7 @@ def test_seed_inserts_every_metric_type_once(cli_db: str, tmp_path: Path) -> Non
     if same_window:  # the grid ends at the current hour: a run in the next hour adds its new points
         assert int(again[1]) == 0
         assert int(again[2].replace(",", "")) == per_type * len(METRIC_TYPES)
-    total = fetch(cli_db, "SELECT count(*) FROM metric_snapshots")[0][0]
+    total = fetch(fresh_db, "SELECT count(*) FROM metric_snapshots")[0][0]
     assert total == per_type * len(METRIC_TYPES) + int(again[1].replace(",", ""))
 
 
@@ -343,9 +332,7 @@ def test_check_with_the_embedded_defaults(tmp_path: Path) -> None:
 
 
 def test_check_names_the_cache_when_redis_is_down(postgres_url: str, tmp_path: Path) -> None:
-    env = subprocess_env(
-        postgres_url, tmp_path / "data", REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"
-    )
+    env = subprocess_env(postgres_url, tmp_path / "data", REDIS_URL=closed_redis_url())
     result = perfwatch("check", env=env, cwd=tmp_path)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -355,7 +342,7 @@ def test_check_names_the_cache_when_redis_is_down(postgres_url: str, tmp_path: P
 
 
 def test_check_names_the_database_when_it_is_down(redis_url: str, tmp_path: Path) -> None:
-    url = f"postgresql://perfwatch:s3cret@127.0.0.1:{free_port()}/perfwatch"
+    url = closed_postgres_url()
     result = perfwatch(
         "check", env=subprocess_env(url, tmp_path / "data", REDIS_URL=redis_url), cwd=tmp_path
     )

@@ -10,9 +10,12 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
-from perfwatch.db import migrations
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.pool import NullPool
+
 from perfwatch.db.engine import SQLITE_BUSY_TIMEOUT_MS, build_engine
 from perfwatch.db.session import (
     check_database,
@@ -27,13 +30,15 @@ from perfwatch.db.session import (
 from perfwatch.errors import ConflictError
 from perfwatch.models import User
 from perfwatch.users.repository import UserRepository
-from sqlalchemy import func, select, text
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.pool import NullPool
-
-from tests.conftest import make_settings, recreate_database
-from tests.services import TEST_DATABASE_NAME, PostgresServer, free_port
+from tests.helpers import (
+    closed_postgres_url,
+    drop_database,
+    make_settings,
+    migrate_async,
+    recreate_database,
+    user_values,
+)
+from tests.services import TEST_DATABASE_NAME, PostgresServer
 
 SCRATCH_DATABASE = f"{TEST_DATABASE_NAME}_scratch"
 
@@ -42,21 +47,14 @@ SCRATCH_DATABASE = f"{TEST_DATABASE_NAME}_scratch"
 @pytest.fixture(scope="module")
 async def scratch_postgres_url(postgres_server: PostgresServer) -> AsyncIterator[str]:
     url = await recreate_database(postgres_server, SCRATCH_DATABASE)
-    await asyncio.to_thread(migrations.upgrade, "head", make_settings(url))
-    yield url
-    connection = await asyncpg.connect(postgres_server.admin_url.replace("+asyncpg", ""))
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{SCRATCH_DATABASE}" WITH (FORCE)')
-    finally:
-        await connection.close()
+    yield await migrate_async(url)
+    await drop_database(postgres_server, SCRATCH_DATABASE)
 
 
 @pytest.fixture(scope="module")
 async def scratch_sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = tmp_path_factory.mktemp("scratch") / "scratch.db"
-    url = f"sqlite+aiosqlite:///{path}"
-    await asyncio.to_thread(migrations.upgrade, "head", make_settings(url))
-    return url
+    return await migrate_async(f"sqlite+aiosqlite:///{path}")
 
 
 @pytest.fixture(params=["postgres", "sqlite"])
@@ -90,17 +88,13 @@ async def usernames(engine: AsyncEngine) -> list[str]:
         return list(result.scalars())
 
 
-def new_user(username: str) -> dict[str, str]:
-    return {"username": username, "email": f"{username}@example.com", "password_hash": "x"}
-
-
 # ----- unit_of_work ----------------------------------------------------------------------------
 async def test_unit_of_work_commits_on_success(scratch_engine: AsyncEngine) -> None:
     sessionmaker = make_sessionmaker(scratch_engine)
 
     async with unit_of_work(sessionmaker) as session:
-        await UserRepository(session).create(**new_user("alice"))
-        await UserRepository(session).create(**new_user("bob"))
+        await UserRepository(session).create(**user_values("alice"))
+        await UserRepository(session).create(**user_values("bob"))
 
     assert await usernames(scratch_engine) == ["alice", "bob"]
 
@@ -110,7 +104,7 @@ async def test_unit_of_work_rolls_back_on_error(scratch_engine: AsyncEngine) -> 
 
     with pytest.raises(RuntimeError, match="boom"):
         async with unit_of_work(sessionmaker) as session:
-            await UserRepository(session).create(**new_user("alice"))
+            await UserRepository(session).create(**user_values("alice"))
             raise RuntimeError("boom")
 
     assert await usernames(scratch_engine) == []
@@ -121,13 +115,13 @@ async def test_unit_of_work_rolls_back_everything_after_a_conflict(
 ) -> None:
     sessionmaker = make_sessionmaker(scratch_engine)
     async with unit_of_work(sessionmaker) as session:
-        await UserRepository(session).create(**new_user("alice"))
+        await UserRepository(session).create(**user_values("alice"))
 
     with pytest.raises(ConflictError):
         async with unit_of_work(sessionmaker) as session:
             users = UserRepository(session)
-            await users.create(**new_user("bob"))
-            await users.create(**new_user("alice"))
+            await users.create(**user_values("bob"))
+            await users.create(**user_values("alice"))
 
     assert await usernames(scratch_engine) == ["alice"]
 
@@ -138,7 +132,7 @@ async def test_unit_of_work_rolls_back_on_cancellation(scratch_engine: AsyncEngi
 
     async def work() -> None:
         async with unit_of_work(sessionmaker) as session:
-            await UserRepository(session).create(**new_user("alice"))
+            await UserRepository(session).create(**user_values("alice"))
             created.set()
             await asyncio.sleep(60)
 
@@ -157,14 +151,14 @@ async def test_a_handled_conflict_inside_a_unit_of_work_keeps_the_rest(
     """The savepoint in the repository lets a caller recover from a conflict and still commit."""
     sessionmaker = make_sessionmaker(scratch_engine)
     async with unit_of_work(sessionmaker) as session:
-        await UserRepository(session).create(**new_user("alice"))
+        await UserRepository(session).create(**user_values("alice"))
 
     async with unit_of_work(sessionmaker) as session:
         users = UserRepository(session)
-        await users.create(**new_user("bob"))
+        await users.create(**user_values("bob"))
         with pytest.raises(ConflictError):
-            await users.create(**new_user("alice"))
-        await users.create(**new_user("carol"))
+            await users.create(**user_values("alice"))
+        await users.create(**user_values("carol"))
 
     assert await usernames(scratch_engine) == ["alice", "bob", "carol"]
 
@@ -172,7 +166,7 @@ async def test_a_handled_conflict_inside_a_unit_of_work_keeps_the_rest(
 async def test_objects_stay_readable_after_the_commit(scratch_engine: AsyncEngine) -> None:
     # expire_on_commit=False: reading an attribute after commit must not lazy-load.
     async with unit_of_work(make_sessionmaker(scratch_engine)) as session:
-        user = await UserRepository(session).create(**new_user("alice"))
+        user = await UserRepository(session).create(**user_values("alice"))
 
     assert user.username == "alice"
     assert user.created_at.tzinfo is not None
@@ -180,7 +174,7 @@ async def test_objects_stay_readable_after_the_commit(scratch_engine: AsyncEngin
 
 async def test_sessionmaker_does_not_autoflush(scratch_engine: AsyncEngine) -> None:
     async with unit_of_work(make_sessionmaker(scratch_engine)) as session:
-        session.add(User(**new_user("alice")))
+        session.add(User(**user_values("alice")))
         count = await session.scalar(select(func.count()).select_from(User))
         assert count == 0, "nothing is flushed before the repository asks"
         await session.flush()
@@ -250,7 +244,7 @@ async def test_get_session_commits_when_the_request_succeeds(scratch_engine: Asy
 
     session = await anext(dependency)
     assert isinstance(session, AsyncSession)
-    await UserRepository(session).create(**new_user("alice"))
+    await UserRepository(session).create(**user_values("alice"))
     with pytest.raises(StopAsyncIteration):
         await anext(dependency)
 
@@ -263,7 +257,7 @@ async def test_get_session_rolls_back_when_the_request_fails(scratch_engine: Asy
     dependency = get_session()
 
     session = await anext(dependency)
-    await UserRepository(session).create(**new_user("alice"))
+    await UserRepository(session).create(**user_values("alice"))
     with pytest.raises(ValueError, match="handler failed"):
         await dependency.athrow(ValueError("handler failed"))
 
@@ -290,7 +284,7 @@ async def test_unit_of_work_defaults_to_the_process_sessionmaker(
 
     async with unit_of_work() as session:
         assert session.bind is get_engine()
-        await UserRepository(session).create(**new_user("alice"))
+        await UserRepository(session).create(**user_values("alice"))
 
     assert await usernames(scratch_engine) == ["alice"]
 
@@ -310,8 +304,7 @@ async def test_check_database_uses_the_process_engine(sqlite_url: str) -> None:
 
 
 async def test_check_database_reports_a_closed_port_quickly() -> None:
-    url = f"postgresql://perfwatch:s3cr3t-pw@127.0.0.1:{free_port()}/perfwatch"
-    engine = build_engine(make_settings(url))
+    engine = build_engine(make_settings(closed_postgres_url(password="s3cr3t-pw")))
     try:
         started = time.monotonic()
         reason = await check_database(engine, timeout=3)

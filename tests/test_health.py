@@ -13,8 +13,8 @@ import httpx
 from perfwatch.app import create_app
 from perfwatch.config import Settings
 from perfwatch.health.router import PROBE_TIMEOUT_SECONDS
-from tests.conftest import make_settings
-from tests.services import RedisServer, free_port, unavailable
+from tests.helpers import closed_postgres_url, closed_redis_url, make_settings
+from tests.services import RedisServer, unavailable
 
 
 @asynccontextmanager
@@ -43,10 +43,6 @@ async def timed_get(client: httpx.AsyncClient, path: str) -> tuple[httpx.Respons
     return response, time.monotonic() - started
 
 
-def closed_postgres_url() -> str:
-    return f"postgresql://perfwatch:s3cret@127.0.0.1:{free_port()}/perfwatch"
-
-
 def assert_ready(body: dict[str, Any], cache_name: str) -> None:
     assert body["status"] == "ok"
     assert body["failed"] == []
@@ -57,7 +53,7 @@ def assert_ready(body: dict[str, Any], cache_name: str) -> None:
 
 
 async def test_live_needs_no_dependencies() -> None:
-    settings = make_settings(closed_postgres_url(), redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    settings = make_settings(closed_postgres_url(), redis_url=closed_redis_url())
     async with client_for(settings) as client:
         response, elapsed = await timed_get(client, "/health/live")
     assert response.status_code == 200

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,15 @@ from perfwatch.db.session import make_sessionmaker, unit_of_work
 from perfwatch.errors import ValidationFailedError
 from perfwatch.models import ArchivePolicy, ConfigEntry, User, UserRole
 from perfwatch.users.passwords import check_password_strength, verify_password
-from tests.test_migrations import BIN_DIR, empty_database, fetch, migrate, perfwatch, subprocess_env
+from tests.helpers import (
+    BIN_DIR,
+    fetch,
+    make_settings,
+    migrate,
+    perfwatch,
+    run_concurrently,
+    subprocess_env,
+)
 
 STRONG_SECRET = "k" * 48
 ADMIN_PASSWORD = "a sufficiently long admin passphrase"
@@ -30,25 +37,12 @@ _GENERATED = re.compile(r"Generated password for '([^']+)' \(shown once, store i
 
 
 def init_settings(url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "database_url": url,
-        "environment": "test",
-        "secret_key": STRONG_SECRET,
-    }
-    values.update(overrides)
-    return Settings(**values)
+    return make_settings(url, secret_key=STRONG_SECRET, **overrides)
 
 
 @pytest.fixture
-def init_db(dialect: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A migrated scratch database with nothing in it."""
-    with empty_database(dialect, request, tmp_path) as url:
-        yield migrate(url)
-
-
-@pytest.fixture
-async def init_engine(init_db: str) -> AsyncIterator[AsyncEngine]:
-    engine = build_engine(init_settings(init_db))
+async def init_engine(fresh_db: str) -> AsyncIterator[AsyncEngine]:
+    engine = build_engine(init_settings(fresh_db))
     yield engine
     await engine.dispose()
 
@@ -94,9 +88,9 @@ def expected_defaults() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 async def test_initialise_twice_gives_the_same_state(
-    init_engine: AsyncEngine, init_db: str
+    init_engine: AsyncEngine, fresh_db: str
 ) -> None:
-    settings = init_settings(init_db, admin_password=ADMIN_PASSWORD)
+    settings = init_settings(fresh_db, admin_password=ADMIN_PASSWORD)
     first = await run_initialise(init_engine, settings)
     after_first = await database_state(init_engine)
 
@@ -118,8 +112,8 @@ async def test_initialise_twice_gives_the_same_state(
     assert await database_state(init_engine) == after_first
 
 
-async def test_initialise_keeps_changed_values(init_engine: AsyncEngine, init_db: str) -> None:
-    settings = init_settings(init_db, admin_password=ADMIN_PASSWORD)
+async def test_initialise_keeps_changed_values(init_engine: AsyncEngine, fresh_db: str) -> None:
+    settings = init_settings(fresh_db, admin_password=ADMIN_PASSWORD)
     await run_initialise(init_engine, settings)
     key = DEFAULT_CONFIG[0].key
     async with unit_of_work(make_sessionmaker(init_engine)) as session:
@@ -196,9 +190,9 @@ async def test_weak_admin_password_is_allowed_outside_production(
 
 
 async def test_concurrent_initialise_on_separate_connections(
-    init_engine: AsyncEngine, init_db: str
+    init_engine: AsyncEngine, fresh_db: str
 ) -> None:
-    settings = init_settings(init_db)  # no ADMIN_PASSWORD: the winner generates one
+    settings = init_settings(fresh_db)  # no ADMIN_PASSWORD: the winner generates one
     reports = await asyncio.gather(*(run_initialise(init_engine, settings) for _ in range(4)))
     generated = [
         report.generated_admin_password for report in reports if report.generated_admin_password
@@ -219,8 +213,8 @@ async def test_concurrent_initialise_on_separate_connections(
 # ----- perfwatch init -----------------------------------------------------------------------------
 
 
-def test_cli_init_prints_a_generated_password_once(init_db: str, tmp_path: Path) -> None:
-    env = subprocess_env(init_db, tmp_path / "data")
+def test_cli_init_prints_a_generated_password_once(fresh_db: str, tmp_path: Path) -> None:
+    env = subprocess_env(fresh_db, tmp_path / "data")
     first = perfwatch("init", env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     printed = _GENERATED.findall(first.stdout)
@@ -228,7 +222,7 @@ def test_cli_init_prints_a_generated_password_once(init_db: str, tmp_path: Path)
     username, password = printed[0]
     assert username == "admin"
     assert "created  admin user 'admin'" in first.stdout
-    [(password_hash,)] = fetch(init_db, "SELECT password_hash FROM users WHERE username = 'admin'")
+    [(password_hash,)] = fetch(fresh_db, "SELECT password_hash FROM users WHERE username = 'admin'")
     assert verify_password(password, password_hash)
     assert password not in first.stderr
 
@@ -237,7 +231,7 @@ def test_cli_init_prints_a_generated_password_once(init_db: str, tmp_path: Path)
     assert "password" not in second.stdout.lower()
     lines = second.stdout.strip().splitlines()
     assert lines and all(line.startswith("skipped  ") for line in lines)
-    assert fetch(init_db, "SELECT count(*) FROM users") == [(1,)]
+    assert fetch(fresh_db, "SELECT count(*) FROM users") == [(1,)]
 
 
 def test_cli_init_uses_admin_password(tmp_path: Path) -> None:
@@ -281,29 +275,18 @@ def test_cli_init_refuses_a_weak_admin_password_in_production(tmp_path: Path) ->
     assert verify_password("short", password_hash)
 
 
-def test_concurrent_cli_init(init_db: str, tmp_path: Path) -> None:
-    env = subprocess_env(init_db, tmp_path / "data")
-    processes = [
-        subprocess.Popen(
-            [str(BIN_DIR / "perfwatch"), "init"],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(3)
-    ]
-    outputs = [process.communicate(timeout=180) for process in processes]
-    for process, (stdout, stderr) in zip(processes, outputs, strict=True):
-        assert process.returncode == 0, stdout + stderr
-        assert "error" not in stderr.lower()
-    generated = [match for stdout, _ in outputs for match in _GENERATED.findall(stdout)]
+def test_concurrent_cli_init(fresh_db: str, tmp_path: Path) -> None:
+    env = subprocess_env(fresh_db, tmp_path / "data")
+    results = run_concurrently([str(BIN_DIR / "perfwatch"), "init"], 3, env=env, cwd=tmp_path)
+    for result in results:
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "error" not in result.stderr.lower()
+    generated = [match for result in results for match in _GENERATED.findall(result.stdout)]
     assert len(generated) == 1
-    assert sum("created  admin user 'admin'" in stdout for stdout, _ in outputs) == 1
+    assert sum("created  admin user 'admin'" in result.stdout for result in results) == 1
 
-    rows = fetch(init_db, "SELECT username, role, password_hash FROM users")
+    rows = fetch(fresh_db, "SELECT username, role, password_hash FROM users")
     assert [(username, role) for username, role, _ in rows] == [("admin", "admin")]
     assert verify_password(generated[0][1], rows[0][2])
-    assert fetch(init_db, "SELECT count(*) FROM config_entries") == [(len(DEFAULT_CONFIG),)]
-    assert fetch(init_db, "SELECT count(*) FROM archive_policies") == [(len(DEFAULT_POLICIES),)]
+    assert fetch(fresh_db, "SELECT count(*) FROM config_entries") == [(len(DEFAULT_CONFIG),)]
+    assert fetch(fresh_db, "SELECT count(*) FROM archive_policies") == [(len(DEFAULT_POLICIES),)]

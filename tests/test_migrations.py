@@ -1,86 +1,44 @@
 """Migrations on both dialects through the real ``alembic`` and ``perfwatch db`` commands.
 
-Every test that changes the schema works on a scratch database of its own. The helpers at the
-top (scratch databases, table listings, running coroutines from sync code) are shared with the
-other command-line test modules.
+Every test that changes the schema works on a scratch database of its own.
 """
 
 from __future__ import annotations
 
 import ast
 import asyncio
-import os
-import sqlite3
 import subprocess
-import sys
 import time
-import uuid
-from collections.abc import Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
 
-import asyncpg
 import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import make_url
 
-from perfwatch.config import Settings
 from perfwatch.db import migrations
 from perfwatch.db.partitions import DEFAULT_PARTITION, PARTITION_PREFIX
-from tests.conftest import recreate_database
-from tests.services import TEST_DATABASE_NAME, PostgresServer
+from tests.helpers import (
+    BIN_DIR,
+    empty_database,
+    fetch,
+    migrate,
+    perfwatch,
+    pg_connection,
+    pg_fetch,
+    run_async,
+    run_concurrently,
+    scratch_postgres,
+    sqlite_fetch,
+    subprocess_env,
+)
+from tests.services import REPO_ROOT, PostgresServer
 
-T = TypeVar("T")
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 BACKEND_DIR = REPO_ROOT / "backend"
-BIN_DIR = Path(sys.executable).parent
 APP_TABLES = frozenset({"users", "config_entries", "archive_policies", "metric_snapshots"})
 PARTITION_FUNCTION = "perfwatch_ensure_snapshot_partitions"
 HEAD = ScriptDirectory.from_config(migrations.alembic_config()).get_current_head()
-# Every settings variable, so a subprocess sees only what a test gives it.
-SETTINGS_VARIABLES = frozenset(name.upper() for name in Settings.model_fields) | {
-    "PERFWATCH_NEW_PASSWORD",
-    "PERFWATCH_ALEMBIC_INI",
-}
-
-
-# ----- helpers shared with test_cli / test_init ------------------------------------------------
-
-
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` on a fresh event loop in a worker thread (safe from sync tests)."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
-def asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def pg_fetch(url: str, query: str, *args: Any) -> list[asyncpg.Record]:
-    connection = await asyncpg.connect(asyncpg_dsn(url))
-    try:
-        return list(await connection.fetch(query, *args))
-    finally:
-        await connection.close()
-
-
-def sqlite_fetch(url: str, query: str, *args: Any) -> list[tuple[Any, ...]]:
-    path = make_url(url).database
-    assert path, url
-    with sqlite3.connect(path) as connection:
-        return list(connection.execute(query, args))
-
-
-def fetch(url: str, query: str, *args: Any) -> list[tuple[Any, ...]]:
-    """Rows of ``query`` (``$1``-style parameters on PostgreSQL, ``?`` on SQLite)."""
-    if make_url(url).get_backend_name() == "postgresql":
-        return [tuple(row) for row in run_async(pg_fetch(url, query, *args))]
-    return sqlite_fetch(url, query, *args)
 
 
 def table_names(url: str) -> set[str]:
@@ -97,59 +55,6 @@ def alembic_versions(url: str) -> list[str]:
     if "alembic_version" not in table_names(url):
         return []
     return [row[0] for row in fetch(url, "SELECT version_num FROM alembic_version")]
-
-
-async def drop_database(server: PostgresServer, name: str) -> None:
-    connection = await asyncpg.connect(asyncpg_dsn(server.admin_url))
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
-
-
-@contextmanager
-def scratch_postgres(server: PostgresServer) -> Iterator[str]:
-    """An empty PostgreSQL database of its own, dropped afterwards."""
-    name = f"{TEST_DATABASE_NAME}_{uuid.uuid4().hex[:12]}"
-    url = run_async(recreate_database(server, name))
-    try:
-        yield url
-    finally:
-        run_async(drop_database(server, name))
-
-
-@contextmanager
-def empty_database(dialect: str, request: pytest.FixtureRequest, directory: Path) -> Iterator[str]:
-    """An empty database of ``dialect``: a scratch PostgreSQL database or a new SQLite file."""
-    if dialect == "postgres":
-        with scratch_postgres(request.getfixturevalue("postgres_server")) as url:
-            yield url
-    else:
-        yield f"sqlite+aiosqlite:///{directory / 'scratch.db'}"
-
-
-def settings_for(url: str) -> Settings:
-    return Settings(database_url=url, environment="test", secret_key="t" * 40)
-
-
-def migrate(url: str) -> str:
-    """Upgrade ``url`` to head in-process (in a worker thread: Alembic calls asyncio.run)."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(migrations.upgrade, "head", settings_for(url)).result()
-    return url
-
-
-def subprocess_env(database_url: str | None, data_dir: Path, **variables: str) -> dict[str, str]:
-    """The current environment without any PerfWatch settings, plus exactly the ones given."""
-    env = {
-        name: value for name, value in os.environ.items() if name.upper() not in SETTINGS_VARIABLES
-    }
-    env["PATH"] = f"{BIN_DIR}{os.pathsep}{env.get('PATH', '')}"
-    env["PERFWATCH_DATA_DIR"] = str(data_dir)
-    if database_url is not None:
-        env["DATABASE_URL"] = database_url
-    env.update(variables)
-    return env
 
 
 def run_shell(
@@ -365,18 +270,6 @@ def test_sqlite_schema(sqlite_url: str) -> None:
 # ----- perfwatch db -------------------------------------------------------------------------------
 
 
-def perfwatch(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN_DIR / "perfwatch"), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-
-
 def test_perfwatch_db_commands(empty_url: str, tmp_path: Path) -> None:
     env = subprocess_env(empty_url, tmp_path / "data")
     # From a directory without alembic.ini: the one beside the package is found.
@@ -452,15 +345,13 @@ def test_db_reset_without_yes_asks_and_a_no_keeps_the_data(tmp_path: Path) -> No
     url = f"sqlite+aiosqlite:///{tmp_path / 'reset.db'}"
     migrate(url)
     insert_marker(url)
-    result = subprocess.run(
-        [str(BIN_DIR / "perfwatch"), "db", "reset"],
-        cwd=tmp_path,
+    result = perfwatch(
+        "db",
+        "reset",
         env=subprocess_env(url, tmp_path / "data"),
+        cwd=tmp_path,
         input="n\n",
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
     )
     assert result.returncode == 1
     assert "Erase ALL data" in result.stdout
@@ -474,21 +365,12 @@ def test_concurrent_upgrades_on_an_empty_database_migrate_once(
     empty_pg_url: str, tmp_path: Path
 ) -> None:
     env = subprocess_env(empty_pg_url, tmp_path / "data")
-    processes = [
-        subprocess.Popen(
-            [str(BIN_DIR / "alembic"), "upgrade", "head"],
-            cwd=BACKEND_DIR,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(3)
-    ]
-    outputs = [process.communicate(timeout=180) for process in processes]
-    for process, (_, stderr) in zip(processes, outputs, strict=True):
-        assert process.returncode == 0, stderr
-    runs = sum(stderr.count(f"Running upgrade  -> {HEAD}") for _, stderr in outputs)
+    results = run_concurrently(
+        [str(BIN_DIR / "alembic"), "upgrade", "head"], 3, env=env, cwd=BACKEND_DIR
+    )
+    for result in results:
+        assert result.returncode == 0, result.stderr
+    runs = sum(result.stderr.count(f"Running upgrade  -> {HEAD}") for result in results)
     assert runs == 1
     assert_schema_at_head(empty_pg_url)
 
@@ -513,39 +395,42 @@ def test_upgrade_waits_for_the_migration_lock(empty_pg_url: str, tmp_path: Path)
     waiting_query = "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
 
     async def scenario() -> None:
-        holder = await asyncpg.connect(asyncpg_dsn(empty_pg_url))
-        process: asyncio.subprocess.Process | None = None
-        try:
-            await holder.execute("SELECT pg_advisory_lock($1)", key)
-            process = await asyncio.create_subprocess_exec(
-                str(BIN_DIR / "alembic"),
-                "upgrade",
-                "head",
-                cwd=BACKEND_DIR,
-                env=env,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            deadline = time.monotonic() + 60
-            while not await pg_fetch(empty_pg_url, waiting_query):
-                assert process.returncode is None, "alembic ended without waiting for the lock"
-                assert time.monotonic() < deadline, "alembic never waited for the migration lock"
-                await asyncio.sleep(0.1)
-            await asyncio.sleep(1)  # it keeps waiting: nothing is migrated while the lock is held
-            assert process.returncode is None
-            tables = {
-                row[0] for row in await pg_fetch(empty_pg_url, "SELECT tablename FROM pg_tables")
-            }
-            assert "alembic_version" not in tables
+        async with pg_connection(empty_pg_url) as holder:
+            process: asyncio.subprocess.Process | None = None
+            try:
+                await holder.execute("SELECT pg_advisory_lock($1)", key)
+                process = await asyncio.create_subprocess_exec(
+                    str(BIN_DIR / "alembic"),
+                    "upgrade",
+                    "head",
+                    cwd=BACKEND_DIR,
+                    env=env,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                )
+                deadline = time.monotonic() + 60
+                while not await pg_fetch(empty_pg_url, waiting_query):
+                    assert process.returncode is None, "alembic ended without waiting for the lock"
+                    assert time.monotonic() < deadline, (
+                        "alembic never waited for the migration lock"
+                    )
+                    await asyncio.sleep(0.1)
+                # It keeps waiting: nothing is migrated while the lock is held.
+                await asyncio.sleep(1)
+                assert process.returncode is None
+                tables = {
+                    row[0]
+                    for row in await pg_fetch(empty_pg_url, "SELECT tablename FROM pg_tables")
+                }
+                assert "alembic_version" not in tables
 
-            await holder.execute("SELECT pg_advisory_unlock($1)", key)
-            _, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
-            assert process.returncode == 0, stderr.decode()
-        finally:
-            if process is not None and process.returncode is None:
-                process.kill()
-                await process.wait()
-            await holder.close()
+                await holder.execute("SELECT pg_advisory_unlock($1)", key)
+                _, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
+                assert process.returncode == 0, stderr.decode()
+            finally:
+                if process is not None and process.returncode is None:
+                    process.kill()
+                    await process.wait()
 
     run_async(scenario())
     assert_schema_at_head(empty_pg_url)

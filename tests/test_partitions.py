@@ -7,6 +7,10 @@ import logging
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
 from perfwatch.db.engine import build_engine
 from perfwatch.db.partitions import (
     DEFAULT_DAYS_AHEAD,
@@ -19,12 +23,7 @@ from perfwatch.db.partitions import (
     run_partition_maintenance,
 )
 from perfwatch.metrics.repository import SnapshotRepository, SnapshotRow
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-
-from tests.conftest import make_settings
-from tests.services import free_port
+from tests.helpers import closed_postgres_url, make_settings
 
 
 def at(day: date, hour: int = 0, minute: int = 0, second: int = 0, micro: int = 0) -> datetime:
@@ -409,8 +408,7 @@ async def test_maintenance_on_sqlite_returns_at_once(sqlite_engine: AsyncEngine)
 async def test_maintenance_keeps_running_when_the_database_is_away(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    url = f"postgresql://nobody@127.0.0.1:{free_port()}/nothing"
-    engine = build_engine(make_settings(url, db_connect_timeout=2))
+    engine = build_engine(make_settings(closed_postgres_url(), db_connect_timeout=2))
     caplog.set_level(logging.WARNING, logger="perfwatch.db.partitions")
     task = asyncio.create_task(run_partition_maintenance(engine, interval_seconds=0.01))
     try:

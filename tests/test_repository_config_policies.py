@@ -7,6 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from perfwatch.config_store.repository import ConfigRepository
 from perfwatch.errors import ConflictError, ValidationFailedError
 from perfwatch.kit.repository import MAX_PAGE_SIZE
@@ -14,9 +18,6 @@ from perfwatch.models import ArchiveAction, ArchivePolicy, ConfigEntry
 from perfwatch.models.archive_policy import ALL_METRIC_TYPES
 from perfwatch.retention.repository import ArchivePolicyRepository
 from perfwatch.users.repository import UserRepository
-from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 
 async def fresh_entry(session: AsyncSession, key: str) -> ConfigEntry:

@@ -8,26 +8,18 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import StatementError
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from perfwatch.config_store.repository import ConfigRepository
 from perfwatch.errors import ConflictError, InvalidQueryError, NotFoundError
 from perfwatch.kit.repository import MAX_PAGE_SIZE
 from perfwatch.models import User, UserRole
 from perfwatch.users.repository import UserRepository
-from sqlalchemy import func, select, text
-from sqlalchemy.exc import StatementError
-from sqlalchemy.ext.asyncio import AsyncSession
+from tests.helpers import user_values
 
 BASE_TIME = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-
-
-def user_values(username: str, **overrides: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "username": username,
-        "email": f"{username}@example.com",
-        "password_hash": "not-a-real-hash",
-    }
-    values.update(overrides)
-    return values
 
 
 async def make_users(repo: UserRepository, *names: str, **overrides: Any) -> list[User]:

@@ -8,6 +8,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from perfwatch.errors import InvalidQueryError
 from perfwatch.kit.repository import MAX_PAGE_SIZE
 from perfwatch.metrics.repository import (
@@ -17,8 +20,6 @@ from perfwatch.metrics.repository import (
     encode_cursor,
 )
 from perfwatch.models import MetricSnapshot
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 T0 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 
