@@ -25,9 +25,11 @@ from tests.services import (
 
 DIALECTS = ("postgres", "sqlite")
 
-# Settings read from the environment must never point tests at a developer's database.
+# Settings read from the environment must never point tests at a developer's database, and a
+# developer's .env must not leak in (subprocesses inherit PERFWATCH_ENV_FILE="" too).
 for _name in ("DATABASE_URL", "REDIS_URL", "ENVIRONMENT", "ADMIN_PASSWORD", "ADMIN_USERNAME"):
     os.environ.pop(_name, None)
+os.environ["PERFWATCH_ENV_FILE"] = ""
 
 
 @pytest.fixture(scope="session")

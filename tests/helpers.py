@@ -47,7 +47,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "secret_key": "t" * 40,
     }
     values.update(overrides)
-    return Settings(**values)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
 def user_values(username: str, **overrides: Any) -> dict[str, Any]:

@@ -295,8 +295,18 @@ def test_several_problems_are_reported_together(monkeypatch: pytest.MonkeyPatch)
 # ----- sources and caching -----------------------------------------------------------------------
 
 
+def test_perfwatch_env_file_empty_reads_no_dotenv(monkeypatch: pytest.MonkeyPatch) -> None:
+    Path(".env").write_text("ADMIN_USERNAME=from-dotenv\n", encoding="utf-8")
+    monkeypatch.setenv("PERFWATCH_ENV_FILE", "")
+    assert load_settings().admin_username == "admin"
+    monkeypatch.setenv("PERFWATCH_ENV_FILE", "other.env")
+    Path("other.env").write_text("ADMIN_USERNAME=from-other\n", encoding="utf-8")
+    assert load_settings().admin_username == "from-other"
+
+
 def test_dotenv_file_is_read_and_environment_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     Path(".env").write_text("ADMIN_USERNAME=from-dotenv\nDB_POOL_SIZE=3\n", encoding="utf-8")
+    monkeypatch.delenv("PERFWATCH_ENV_FILE")  # the suite disables dotenv files; restore the default
     monkeypatch.setenv("DB_POOL_SIZE", "9")
     settings = load_settings()
     assert settings.admin_username == "from-dotenv"

@@ -6,6 +6,7 @@ environment, or by passing ``Settings(...)`` explicitly to the factories that ac
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -173,9 +174,14 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build settings, turning validation errors into one readable ``SettingsError``."""
+    """Build settings, turning validation errors into one readable ``SettingsError``.
+
+    ``PERFWATCH_ENV_FILE`` names the dotenv file to read (default ``.env`` in the working
+    directory); set it empty to read none, as the test suite does.
+    """
+    env_file = os.environ.get("PERFWATCH_ENV_FILE", ".env") or None
     try:
-        return Settings(**overrides)
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
