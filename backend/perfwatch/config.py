@@ -181,7 +181,7 @@ def load_settings(**overrides: Any) -> Settings:
     """
     env_file = os.environ.get("PERFWATCH_ENV_FILE", ".env") or None
     try:
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file, **overrides)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
