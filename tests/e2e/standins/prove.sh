@@ -3,8 +3,8 @@
 #
 #   tests/e2e/standins/prove.sh [postgres] [redis] [python] [compose]   (default: all)
 #
-# postgres: POSTGRES_PASSWORD=secret + an initdb.d .sql (creates a role) and .sh (records that
-#           it ran); psql from another container on a user-defined network with a password
+# postgres: POSTGRES_PASSWORD=secret + an initdb.d .sql (creates a role), .sh (records that
+#           it ran) and .sql.gz; psql from another container on a user-defined network with a password
 #           (and a wrong password must fail); version() says 16; `docker stop` must exit 0
 #           with "database system is shut down"; a new container on the same volume must
 #           skip initialization (init scripts not re-run). Also POSTGRES_USER/POSTGRES_DB.
@@ -71,8 +71,9 @@ prove_postgres() {
 		set -e
 		psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" -c 'INSERT INTO init_runs DEFAULT VALUES'
 	EOF
+	printf '%s\n' 'CREATE TABLE from_gz (i int);' | gzip >"$init/30-gz.sql.gz"
 	chmod 755 "$TMP" "$init" "$init/20-record.sh"
-	chmod 644 "$init/10-role.sql"
+	chmod 644 "$init/10-role.sql" "$init/30-gz.sql.gz"
 
 	local run=(docker run -d --network "$NET" -e POSTGRES_PASSWORD=secret
 		-v "$VOL:/var/lib/postgresql/data" -v "$init:/docker-entrypoint-initdb.d:ro" "$NS/postgres:16")
@@ -107,6 +108,8 @@ prove_postgres() {
 	check "server runs as user postgres, listens on *" bash -c \
 		"[[ \$(docker exec $ID-pg psql -U postgres -Atc 'SHOW listen_addresses') = '*' ]] && docker exec $ID-pg sh -c 'cat /proc/1/status' | grep -q '^Uid:[[:space:]]*70[[:space:]]'"
 	check "psql/pg_isready on PATH in the image" docker exec "$ID-pg" sh -c 'command -v psql && command -v pg_isready && psql --version | grep -q " 16\."'
+	check "*.sql.gz init script ran" bash -c \
+		"[[ \$(docker exec $ID-pg psql -U postgres -Atc \"SELECT to_regclass('from_gz')\") = from_gz ]]"
 	check "init scripts ran once" bash -c \
 		"[[ \$(docker exec $ID-pg psql -U postgres -Atc 'SELECT count(*) FROM init_runs') = 1 ]]"
 

@@ -2,7 +2,7 @@
 # Stand-in for the official postgres image's docker-entrypoint.sh (postgres:16-alpine).
 # Same contract for what compose uses: POSTGRES_USER / POSTGRES_PASSWORD / POSTGRES_DB
 # (and their *_FILE variants), POSTGRES_INITDB_ARGS, POSTGRES_HOST_AUTH_METHOD, PGDATA,
-# /docker-entrypoint-initdb.d/*.sh|*.sql|*.sql.gz|*.sql.xz run once on an empty data dir,
+# /docker-entrypoint-initdb.d/*.sh|*.sql|*.sql.gz|*.sql.xz|*.sql.zst run once on an empty data dir,
 # then `exec postgres` (PID 1, runs as user postgres).
 set -Eeo pipefail
 
@@ -121,6 +121,7 @@ docker_process_init_files() {
 			*.sql) printf '%s: running %s\n' "$0" "$f"; docker_process_sql -f "$f"; printf '\n' ;;
 			*.sql.gz) printf '%s: running %s\n' "$0" "$f"; gunzip -c "$f" | docker_process_sql; printf '\n' ;;
 			*.sql.xz) printf '%s: running %s\n' "$0" "$f"; xzcat "$f" | docker_process_sql; printf '\n' ;;
+			*.sql.zst) printf '%s: running %s\n' "$0" "$f"; zstd -dc "$f" | docker_process_sql; printf '\n' ;;
 			*) printf '%s: ignoring %s\n' "$0" "$f" ;;
 		esac
 		printf '\n'
