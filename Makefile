@@ -7,10 +7,10 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help install run test lint format bench seed migrate clean
+.PHONY: help install run test lint format bench seed migrate clean up down logs ps psql redis-cli e2e
 
 help:  ## List the targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 $(STAMP): backend/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,8 +44,39 @@ seed: $(STAMP)  ## Demo history (SEED_ARGS="--days 7 --interval 1")
 	$(BIN)/perfwatch db upgrade
 	$(BIN)/perfwatch seed $(SEED_ARGS)
 
-migrate: $(STAMP)  ## Apply migrations to DATABASE_URL (or the embedded SQLite file)
-	$(BIN)/perfwatch db upgrade
+# The compose stack's backend when it is running, else DATABASE_URL / the embedded file.
+migrate:  ## Apply migrations (docker compose exec backend alembic upgrade head, or locally)
+	@if [ -n "$$($(COMPOSE) ps -q backend 2>/dev/null)" ]; then \
+		$(COMPOSE) exec backend alembic upgrade head; \
+	else \
+		$(MAKE) --no-print-directory $(STAMP) && $(BIN)/perfwatch db upgrade; \
+	fi
+
+# ----- Docker Compose stack -------------------------------------------------------------------
+COMPOSE ?= docker compose
+
+up:  ## Write .env with random secrets if missing, then start the stack and wait until healthy
+	scripts/write-env.sh
+	$(COMPOSE) up -d --build --wait
+
+down:  ## Stop the stack (data volumes are kept; `docker compose down -v` erases them)
+	$(COMPOSE) down
+
+logs:  ## Follow the stack's logs
+	$(COMPOSE) logs -f --tail=200
+
+ps:  ## The stack's containers and their health
+	$(COMPOSE) ps
+
+psql:  ## psql inside the database container
+	$(COMPOSE) exec db sh -c 'psql -U "$$POSTGRES_USER" -d "$$POSTGRES_DB"'
+
+redis-cli:  ## redis-cli inside the Redis container
+	$(COMPOSE) exec redis redis-cli
+
+e2e: $(STAMP)  ## End-to-end test of docker-compose.yml with locally built stand-in images
+	@PERFWATCH_E2E=1 $(BIN)/pytest tests/e2e -p no:cacheprovider $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "error: pytest collected no e2e tests" >&2; exit 1; fi; exit $$status
 
 clean:  ## Remove the virtualenv and caches (keeps your data directory)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -23,6 +23,9 @@ from tests.services import (
     unavailable,
 )
 
+# The Docker Compose end-to-end suite needs a Docker engine and minutes: `make e2e` runs it.
+collect_ignore_glob = [] if os.environ.get("PERFWATCH_E2E") == "1" else ["e2e/*"]
+
 DIALECTS = ("postgres", "sqlite")
 
 # Settings read from the environment must never point tests at a developer's database, and a

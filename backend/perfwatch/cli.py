@@ -305,6 +305,40 @@ def check() -> None:
         raise typer.Exit(1)
 
 
+@app.command("wait")
+def wait(
+    timeout: float = typer.Option(60.0, min=1, help="Give up after this many seconds."),
+) -> None:
+    """Wait until the database and the cache answer (container start-up); exit 1 on timeout."""
+    settings = _settings()
+
+    async def work() -> list[str]:
+        engine = await init_database(settings)
+        cache = build_cache(settings)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        delay = 0.5
+        try:
+            while True:
+                probes = {
+                    "database": await check_database(engine, timeout=3),
+                    cache.name: await check_cache(cache, timeout=3),
+                }
+                problems = [f"{name} ({reason})" for name, reason in probes.items() if reason]
+                if not problems or loop.time() + delay > deadline:
+                    return problems
+                typer.echo(f"waiting {delay:.1f} s for: {'; '.join(problems)}", err=True)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)  # back off, but keep probing often enough
+        finally:
+            await cache.close()
+
+    problems = _run(work)
+    if problems:
+        _fail(f"gave up after {timeout:g} s; unreachable: {'; '.join(problems)}")
+    typer.echo("database and cache are reachable")
+
+
 @app.command("serve")
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),

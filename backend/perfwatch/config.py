@@ -23,6 +23,8 @@ PLACEHOLDER_SECRETS = frozenset(
     {"", "changeme", "change-me", "changethis", "secret", "dev-secret-key", "please-change-me"}
 )
 MIN_SECRET_LENGTH = 32
+# Read from PERFWATCH_DATA_DIR when SECRET_KEY is empty.
+SECRET_KEY_FILE = "secret_key"
 
 _ASYNC_DRIVERS = {
     "postgresql": "postgresql+asyncpg",
@@ -137,6 +139,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_weak_secrets_outside_development(self) -> Settings:
+        if not self.secret_key:
+            # Containers keep a generated key in their data volume (docker/backend/entrypoint.sh).
+            key_file = self.perfwatch_data_dir / SECRET_KEY_FILE
+            if key_file.is_file():
+                self.secret_key = key_file.read_text(encoding="utf-8").strip()
         if self.environment is Environment.DEVELOPMENT:
             return self
         if self.secret_key in PLACEHOLDER_SECRETS or len(self.secret_key) < MIN_SECRET_LENGTH:

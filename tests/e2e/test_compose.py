@@ -1,0 +1,186 @@
+"""End-to-end: the real docker-compose.yml, brought up with stand-in images (no registry here).
+
+The tests run in file order against one stack: each step builds on the state the previous one
+left, as an operator's session would.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from perfwatch.bootstrap.defaults import DEFAULT_CONFIG, DEFAULT_POLICIES
+from tests.e2e.compose import Stack, build_standins, http_get, wait_for_status
+from tests.services import REPO_ROOT, free_port
+
+SERVICES = {"db", "redis", "backend"}
+APP_TABLES = {"users", "metric_snapshots", "config_entries", "archive_policies", "alembic_version"}
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    build_standins()
+    stack = Stack()
+    stack.run("build", timeout=1200)
+    try:
+        yield stack
+    finally:
+        stack.run("down", "-v", "--remove-orphans", check=False, timeout=300)
+
+
+def test_compose_config_is_valid_without_env_and_defaults_to_public_images() -> None:
+    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+    result = subprocess.run(
+        ["docker", "compose", "--env-file", "/dev/null", "config", "--format", "json"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    assert services["db"]["image"] == "postgres:16-alpine"
+    assert services["redis"]["image"] == "redis:7-alpine"
+    assert services["backend"]["build"]["args"]["PYTHON_IMAGE"] == "python:3.12-slim"
+    # Nothing is published beyond loopback by default; db and redis are not published at all.
+    assert [p["host_ip"] for p in services["backend"]["ports"]] == ["127.0.0.1"]
+    assert "ports" not in services["db"] and "ports" not in services["redis"]
+
+
+def test_all_containers_healthy_within_90_seconds_of_up(stack: Stack) -> None:
+    stack.run("up", "-d")
+    elapsed = stack.wait_healthy(SERVICES, timeout=90)
+    assert elapsed <= 90
+
+
+def test_admin_password_generated_and_printed_once_in_the_backend_log(stack: Stack) -> None:
+    logs = stack.run("logs", "backend").stdout
+    assert logs.count("Generated password for 'admin'") == 1
+
+
+def test_alembic_upgrade_head_in_the_container_changes_nothing(stack: Stack) -> None:
+    before = stack.psql("SELECT version_num FROM alembic_version")
+    result = stack.run("exec", "-T", "backend", "alembic", "upgrade", "head")
+    assert "Running upgrade" not in result.stdout + result.stderr
+    assert stack.psql("SELECT version_num FROM alembic_version") == before != ""
+
+
+def test_tables_init_data_and_init_db_sql(stack: Stack) -> None:
+    listing = stack.run("exec", "-T", "db", "psql", "-U", "perfwatch", "-c", r"\dt").stdout
+    for table in APP_TABLES:
+        assert f" {table} " in listing, listing
+    assert stack.psql("SELECT username || ':' || role FROM users WHERE deleted_at IS NULL") == (
+        "admin:admin"
+    )
+    keys = set(stack.psql("SELECT key FROM config_entries").split())
+    assert keys == {default.key for default in DEFAULT_CONFIG}
+    policies = set(stack.psql("SELECT metric_type FROM archive_policies").split())
+    assert policies == {policy.metric_type for policy in DEFAULT_POLICIES}
+    # init-db.sql: UTC for every session, and a read-only role that can read tables created
+    # later by the migrations.
+    assert stack.psql("SHOW timezone") == "UTC"
+    assert (
+        stack.psql(
+            "SELECT has_table_privilege('perfwatch_readonly', 'metric_snapshots', 'SELECT'), "
+            "has_table_privilege('perfwatch_readonly', 'users', 'INSERT')"
+        )
+        == "t|f"
+    )
+
+
+def test_backend_observes_host_processes(stack: Stack) -> None:
+    # The redis-server process lives in another container: with the host's PID namespace the
+    # backend sees it, which is what the sampler needs to report the host's processes.
+    names = stack.run(
+        "exec", "-T", "backend", "python", "-c",
+        "import psutil; print('\\n'.join(sorted({p.name() for p in psutil.process_iter()})))",
+    ).stdout.split()  # fmt: skip
+    assert "redis-server" in names
+    assert "postgres" in names
+    user = stack.run("exec", "-T", "backend", "id", "-u").stdout.strip()
+    assert user != "0", "the backend must not run as root"
+
+
+def test_readiness_answers_200_through_the_published_port(stack: Stack) -> None:
+    code, body = http_get(stack.url("/health/ready"))
+    assert code == 200, body
+    assert body["checks"]["database"]["status"] == "ok"
+    assert body["checks"]["redis"]["status"] == "ok"
+
+
+def test_restart_and_down_up_keep_the_data(stack: Stack) -> None:
+    stack.run("restart", "backend")
+    stack.wait_healthy(SERVICES, timeout=90)
+    stack.run("exec", "-T", "backend", "perfwatch", "config", "set", "e2e.marker", "42")
+    admin_hash = stack.psql("SELECT password_hash FROM users WHERE username = 'admin'")
+
+    stack.run("down")
+    stack.run("up", "-d")
+    stack.wait_healthy(SERVICES, timeout=90)
+
+    assert stack.psql("SELECT value FROM config_entries WHERE key = 'e2e.marker'") == "42"
+    assert stack.psql("SELECT password_hash FROM users WHERE username = 'admin'") == admin_hash
+    assert "admin user 'admin' (exists)" in stack.run("logs", "backend").stdout
+
+
+def test_database_outage_is_reported_and_survived(stack: Stack) -> None:
+    backend_id = stack.run("ps", "-q", "backend").stdout.strip()
+    stack.run("stop", "db")
+    elapsed, body = wait_for_status(stack.url("/health/ready"), 503, timeout=15)
+    assert elapsed <= 15
+    assert body["failed"] == ["database"]
+    time.sleep(3)
+    state = json.loads(
+        subprocess.run(
+            ["docker", "inspect", "--format", "{{json .State}}", backend_id],
+            capture_output=True, text=True, check=True,
+        ).stdout
+    )  # fmt: skip
+    assert state["Running"] is True and state["Restarting"] is False
+
+    stack.run("start", "db")
+    wait_for_status(stack.url("/health/ready"), 200, timeout=60)
+    assert stack.run("ps", "-q", "backend").stdout.strip() == backend_id  # same container
+
+
+def test_two_backends_starting_together_migrate_once(stack: Stack, tmp_path: Path) -> None:
+    stack.run("down", "-v")
+    second_port = free_port()
+    override = tmp_path / "second-backend.yml"
+    override.write_text(
+        "services:\n"
+        "  backend2:\n"
+        "    extends: {file: docker-compose.yml, service: backend}\n"
+        f'    ports: !override ["127.0.0.1:{second_port}:8000"]\n'
+    )
+    stack.extra_files.append(override)
+    try:
+        stack.run("up", "-d", "--wait", "db", "redis")
+        stack.run("up", "-d", "--no-deps", "backend", "backend2")  # the same moment
+        stack.wait_healthy(SERVICES | {"backend2"}, timeout=120)
+
+        migrated = [
+            service
+            for service in ("backend", "backend2")
+            if "Running upgrade  -> " in stack.run("logs", service).stdout
+        ]
+        assert len(migrated) == 1, migrated
+        assert stack.psql("SELECT count(*) FROM alembic_version") == "1"
+        assert stack.psql("SELECT count(*) FROM users WHERE role = 'admin'") == "1"
+        assert http_get(f"http://127.0.0.1:{second_port}/health/ready")[0] == 200
+    finally:
+        stack.run("down", "-v", "--remove-orphans")
+        stack.extra_files.remove(override)
+
+
+def test_down_v_leaves_nothing(stack: Stack) -> None:
+    stack.run("up", "-d", "--wait")
+    stack.run("down", "-v")
+    label = f"label=com.docker.compose.project={stack.project}"
+    for kind in (["ps", "-a"], ["volume", "ls"], ["network", "ls"]):
+        listed = subprocess.run(
+            ["docker", *kind, "-q", "--filter", label], capture_output=True, text=True, check=True
+        ).stdout.split()
+        assert listed == [], f"docker {' '.join(kind)} still lists {listed}"
