@@ -84,9 +84,10 @@ def test_tables_init_data_and_init_db_sql(stack: Stack) -> None:
     assert (
         stack.psql(
             "SELECT has_table_privilege('perfwatch_readonly', 'metric_snapshots', 'SELECT'), "
-            "has_table_privilege('perfwatch_readonly', 'users', 'INSERT')"
+            "has_table_privilege('perfwatch_readonly', 'config_entries', 'INSERT'), "
+            "has_table_privilege('perfwatch_readonly', 'users', 'SELECT')"  # no password hashes
         )
-        == "t|f"
+        == "t|f|f"
     )
 
 

@@ -159,6 +159,12 @@ def upgrade() -> None:
     op.create_index(op.f("ix_metric_snapshots_captured_at"), "metric_snapshots", ["captured_at"])
 
     if postgres:
+        # init-db.sql's read-only role for dashboards reads every table by default privilege;
+        # password hashes are not for dashboards.
+        op.execute(
+            "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'perfwatch_readonly') "
+            "THEN REVOKE ALL ON users FROM perfwatch_readonly; END IF; END $$"
+        )
         op.execute(f"CREATE TABLE {DEFAULT_PARTITION} PARTITION OF metric_snapshots DEFAULT")
         op.execute(ENSURE_PARTITIONS_FUNCTION)
         op.execute(
