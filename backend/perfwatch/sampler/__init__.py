@@ -1,0 +1,1 @@
+"""The psutil sampler: collectors → batched, spooled database writes; latest values to the cache."""

@@ -1,0 +1,34 @@
+"""The collector contract. One module per metric type; ``REGISTRY`` maps type → class."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+SCHEMA_VERSION = 1
+
+
+class Collector(ABC):
+    """Produces one metric type's JSON document per call.
+
+    ``collect`` is synchronous and runs in a worker thread (psutil blocks); it never sleeps
+    (no ``interval>0`` psutil calls). Collectors keep state between calls (previous counters
+    for rates, per-process CPU state), so one instance lives for the sampler's lifetime.
+    """
+
+    metric_type: ClassVar[str]
+    # config_entries key holding this collector's interval in seconds.
+    interval_key: ClassVar[str]
+    default_interval: ClassVar[float]
+
+    @abstractmethod
+    def collect(self) -> dict[str, Any]:
+        """The document for this instant; always carries ``schema_version``."""
+
+
+REGISTRY: dict[str, type[Collector]] = {}
+
+
+def register(collector: type[Collector]) -> type[Collector]:
+    REGISTRY[collector.metric_type] = collector
+    return collector

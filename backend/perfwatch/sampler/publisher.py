@@ -1,0 +1,87 @@
+"""Latest snapshot per host and type in the cache (Redis or in-process), and the live channel.
+
+The cache is an accelerator, never a dependency: when Redis is away the sampler keeps sampling
+and writing to the database, and the cache fills again with the next snapshots once it returns.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from perfwatch.cache import Cache
+from perfwatch.metrics.repository import SnapshotRow
+
+logger = logging.getLogger("perfwatch.sampler.publisher")
+
+
+def latest_key(host: str, metric_type: str) -> str:
+    return f"perfwatch:latest:{host}:{metric_type}"
+
+
+def live_channel(host: str) -> str:
+    return f"perfwatch:live:{host}"
+
+
+def encode(row: SnapshotRow) -> str:
+    return json.dumps(
+        {
+            "host": row.host,
+            "metric_type": row.metric_type,
+            "captured_at": row.captured_at.isoformat(),
+            "data": row.metric_data,
+        },
+        separators=(",", ":"),
+    )
+
+
+@dataclass
+class CacheStats:
+    published: int = 0
+    failures: int = 0
+    hits: int = 0
+    misses: int = 0
+    available: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class SnapshotPublisher:
+    """``SET`` the latest snapshot (with a TTL) and ``PUBLISH`` it on the host's live channel."""
+
+    cache: Cache
+    stats: CacheStats = field(default_factory=CacheStats)
+
+    async def publish(self, row: SnapshotRow, ttl_seconds: float) -> bool:
+        message = encode(row)
+        try:
+            await self.cache.set(latest_key(row.host, row.metric_type), message, ttl_seconds)
+            await self.cache.publish(live_channel(row.host), message)
+        except Exception as exc:  # Redis away: sampling and database writes go on
+            self.stats.failures += 1
+            if self.stats.available:
+                logger.warning("cache unavailable, latest values not refreshed: %s", exc)
+            self.stats.available = False
+            return False
+        if not self.stats.available:
+            logger.info("cache available again; latest values refreshed")
+        self.stats.available = True
+        self.stats.published += 1
+        return True
+
+    async def latest(self, host: str, metric_type: str) -> dict[str, Any] | None:
+        """The cached latest snapshot, counting hits and misses (cache errors count as misses)."""
+        try:
+            raw = await self.cache.get(latest_key(host, metric_type))
+        except Exception:
+            raw = None
+        if raw is None:
+            self.stats.misses += 1
+            return None
+        self.stats.hits += 1
+        document: dict[str, Any] = json.loads(raw)
+        return document
