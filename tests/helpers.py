@@ -45,6 +45,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "database_url": database_url,
         "environment": "test",
         "secret_key": "t" * 40,
+        # Tests that need the sampler start it themselves; an app under test must not sample.
+        "run_sampler": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -14,7 +14,12 @@ from perfwatch.cache import Cache
 from perfwatch.cache.memory import MemoryCache
 from perfwatch.cache.redis import RedisCache
 from perfwatch.metrics.repository import SnapshotRow
-from perfwatch.sampler.publisher import SnapshotPublisher, latest_key, live_channel
+from perfwatch.sampler.publisher import (
+    RETRY_SECONDS,
+    SnapshotPublisher,
+    latest_key,
+    live_channel,
+)
 from tests.services import RedisServer, unavailable
 
 
@@ -76,9 +81,14 @@ async def test_redis_outage_is_survived_and_the_cache_refills(
             assert await publisher.publish(row(percent=2.0), ttl_seconds=30) is False
             assert publisher.stats.available is False
             assert publisher.stats.failures == 1
+            # Until the retry time, snapshots are not even tried: no waiting on a dead server.
+            assert await publisher.publish(row(percent=2.5), ttl_seconds=30) is False
+            assert publisher.stats.skipped == 1
+            assert publisher.stats.failures == 1
             assert await publisher.latest("host-a", "cpu") is None  # a miss, not an exception
         finally:
             redis_server.start()
+        await asyncio.sleep(RETRY_SECONDS)
         assert await publisher.publish(row(percent=3.0), ttl_seconds=30)
         assert publisher.stats.available is True
         latest = await cache.get(latest_key("host-a", "cpu"))

@@ -16,7 +16,7 @@ from perfwatch import __version__
 from perfwatch.cache import build_cache
 from perfwatch.config import Settings, get_settings
 from perfwatch.db.partitions import run_partition_maintenance
-from perfwatch.db.session import close_database, init_database
+from perfwatch.db.session import close_database, get_sessionmaker, init_database
 from perfwatch.errors import (
     ConflictError,
     InvalidQueryError,
@@ -25,6 +25,7 @@ from perfwatch.errors import (
     ValidationFailedError,
 )
 from perfwatch.health.router import router as health_router
+from perfwatch.sampler.runner import SPOOL_FILE, Sampler
 
 logger = logging.getLogger("perfwatch.app")
 
@@ -46,6 +47,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         maintenance = asyncio.create_task(
             run_partition_maintenance(engine), name="partition-maintenance"
         )
+        sampler_stop = asyncio.Event()
+        sampler_task = None
+        if settings.run_sampler:
+            sampler = Sampler(
+                sessionmaker=get_sessionmaker(),
+                cache=app.state.cache,
+                spool_path=settings.perfwatch_data_dir / SPOOL_FILE,
+                spool_max_rows=settings.sampler_spool_max_rows,
+            )
+            app.state.sampler = sampler
+            sampler_task = asyncio.create_task(sampler.run(sampler_stop), name="sampler")
         # Start-up objects (modules, engine, app) live for the whole process: keeping them out
         # of the collector's view makes full collections cheap, which is what keeps the p95 of
         # large result sets near their median (docs/benchmarks.md).
@@ -53,6 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            sampler_stop.set()
+            if sampler_task is not None:
+                await sampler_task  # flushes the batch; what cannot be written is spooled
             maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await maintenance

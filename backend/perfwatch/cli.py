@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import signal
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn, TypeVar
@@ -339,15 +341,52 @@ def wait(
     typer.echo("database and cache are reachable")
 
 
+@app.command("sampler")
+def sampler_command() -> None:
+    """Run the sampler alone (no API): until SIGTERM/SIGINT, then flush the batch and spool."""
+    from perfwatch.cache import build_cache as make_cache
+    from perfwatch.db.session import get_sessionmaker
+    from perfwatch.sampler.runner import SPOOL_FILE, Sampler
+
+    settings = _settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def work() -> None:
+        cache = make_cache(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        sampler = Sampler(
+            sessionmaker=get_sessionmaker(),
+            cache=cache,
+            spool_path=settings.perfwatch_data_dir / SPOOL_FILE,
+            spool_max_rows=settings.sampler_spool_max_rows,
+        )
+        try:
+            await sampler.run(stop)
+        finally:
+            await cache.close()
+        typer.echo(f"sampler stopped: {json.dumps(sampler.status())}")
+
+    _run(work)
+
+
 @app.command("serve")
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, min=1, max=65535),
     migrate: bool = typer.Option(True, help="Apply migrations and init before serving."),
+    sampler: bool = typer.Option(True, help="Run the sampler in this process (off: API only)."),
 ) -> None:
-    """Migrate, initialise and serve the API with uvicorn."""
+    """Migrate, initialise and serve the API with uvicorn (and, by default, the sampler)."""
     import uvicorn
 
+    if not sampler:
+        os.environ["RUN_SAMPLER"] = "0"  # read by the app's settings inside uvicorn
+        get_settings.cache_clear()
     settings = _settings()
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

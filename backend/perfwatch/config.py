@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     db_connect_timeout: Annotated[float, Field(gt=0)] = 10.0
     slow_query_ms: Annotated[float, Field(ge=0)] = 200.0
 
+    # `perfwatch serve` runs the sampler in-process unless this is false (API-only replicas).
+    run_sampler: bool = True
+    # Snapshots kept on disk while the database is away (oldest dropped beyond this). A day at
+    # the default intervals is ~373,000; this holds about 32 hours (docs/metrics.md).
+    sampler_spool_max_rows: Annotated[int, Field(ge=1000)] = 500_000
+
     admin_username: str = "admin"
     admin_password: str | None = None
     admin_email: str | None = None

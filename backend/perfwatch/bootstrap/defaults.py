@@ -25,6 +25,11 @@ DEFAULT_CONFIG: tuple[ConfigDefault, ...] = (
     ConfigDefault("sampler.interval.network", 1, "Seconds between network samples"),
     ConfigDefault("sampler.interval.disk_io", 1, "Seconds between disk I/O samples"),
     ConfigDefault("sampler.interval.disk_usage", 30, "Seconds between filesystem usage samples"),
+    ConfigDefault(
+        "sampler.interval.connections",
+        30,
+        "Seconds between full TCP/UDP connection-state counts (costly on busy hosts)",
+    ),
     ConfigDefault("sampler.interval.processes", 5, "Seconds between process table samples"),
     ConfigDefault("sampler.interval.system", 60, "Seconds between system information samples"),
     ConfigDefault("sampler.interval.sensors", 10, "Seconds between sensor samples"),

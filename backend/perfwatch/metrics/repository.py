@@ -39,6 +39,10 @@ class SnapshotRow:
     metric_data: dict[str, Any]
 
 
+# (host, captured_at, metric_type, metric_data as JSON text)
+EncodedSnapshot = tuple[str, datetime, str, str]
+
+
 @dataclass(frozen=True, slots=True)
 class SnapshotPage:
     items: list[MetricSnapshot]
@@ -114,6 +118,26 @@ class SnapshotRepository(Repository[MetricSnapshot]):
             )
             return len(result.all())
         # The driver reports how many rows the INSERT wrote; skipped conflicts are not counted.
+        return max(int(cast("CursorResult[Any]", result).rowcount or 0), 0)
+
+    async def bulk_insert_encoded(self, records: Sequence[EncodedSnapshot]) -> int:
+        """Like :meth:`bulk_insert_ignore_conflicts` for documents already encoded as JSON text
+        (the spool's replay): PostgreSQL takes the text as is, without a decode/encode round."""
+        if not records:
+            return 0
+        if self.session.get_bind().dialect.name != "postgresql":
+            return await self.bulk_insert_ignore_conflicts(
+                [SnapshotRow(host, at, kind, json.loads(doc)) for host, at, kind, doc in records]
+            )
+        result = await self.session.execute(
+            _POSTGRES_BULK_INSERT,
+            {
+                "hosts": [record[0] for record in records],
+                "times": [record[1] for record in records],
+                "types": [record[2] for record in records],
+                "documents": [record[3] for record in records],
+            },
+        )
         return max(int(cast("CursorResult[Any]", result).rowcount or 0), 0)
 
     async def latest(self, host: str, metric_type: str) -> MetricSnapshot | None:

@@ -6,8 +6,10 @@ and writing to the database, and the cache fills again with the next snapshots o
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +17,9 @@ from perfwatch.cache import Cache
 from perfwatch.metrics.repository import SnapshotRow
 
 logger = logging.getLogger("perfwatch.sampler.publisher")
+
+PUBLISH_TIMEOUT_SECONDS = 0.5
+RETRY_SECONDS = 1.0
 
 
 def latest_key(host: str, metric_type: str) -> str:
@@ -41,6 +46,7 @@ def encode(row: SnapshotRow) -> str:
 class CacheStats:
     published: int = 0
     failures: int = 0
+    skipped: int = 0  # snapshots not published while waiting to retry an unavailable cache
     hits: int = 0
     misses: int = 0
     available: bool = True
@@ -55,17 +61,26 @@ class SnapshotPublisher:
 
     cache: Cache
     stats: CacheStats = field(default_factory=CacheStats)
+    _retry_at: float = 0.0
 
     async def publish(self, row: SnapshotRow, ttl_seconds: float) -> bool:
+        # While Redis is away, try again only now and then: a client that retries and waits
+        # for timeouts on every snapshot would slow the sampling loop down.
+        now = time.monotonic()
+        if not self.stats.available and now < self._retry_at:
+            self.stats.skipped += 1
+            return False
         message = encode(row)
         try:
-            await self.cache.set(latest_key(row.host, row.metric_type), message, ttl_seconds)
-            await self.cache.publish(live_channel(row.host), message)
+            async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
+                await self.cache.set(latest_key(row.host, row.metric_type), message, ttl_seconds)
+                await self.cache.publish(live_channel(row.host), message)
         except Exception as exc:  # Redis away: sampling and database writes go on
             self.stats.failures += 1
             if self.stats.available:
                 logger.warning("cache unavailable, latest values not refreshed: %s", exc)
             self.stats.available = False
+            self._retry_at = time.monotonic() + RETRY_SECONDS
             return False
         if not self.stats.available:
             logger.info("cache available again; latest values refreshed")

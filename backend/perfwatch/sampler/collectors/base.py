@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 SCHEMA_VERSION = 1
@@ -20,6 +21,13 @@ class Collector(ABC):
     # config_entries key holding this collector's interval in seconds.
     interval_key: ClassVar[str]
     default_interval: ClassVar[float]
+
+    def configure(self, values: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Apply config_entries values (called at start and on every refresh, ~1 s).
+
+        For settings other than the interval, e.g. the processes' top-N or how often the
+        filesystem usage inside the disk document is refreshed.
+        """
 
     @abstractmethod
     def collect(self) -> dict[str, Any]:

@@ -1,0 +1,72 @@
+"""Small helpers shared by the collectors: JSON-safe numbers, timestamps, config values."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+Clock = Callable[[], float]
+WallClock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso_utc(moment: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z`` suffix, e.g. ``2024-05-01T12:00:00.123456Z``."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def iso_from_timestamp(timestamp: float) -> str | None:
+    try:
+        return iso_utc(datetime.fromtimestamp(timestamp, UTC))
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def num(value: Any, digits: int | None = None) -> float | None:
+    """A finite float (optionally rounded) or None: NaN, inf and non-numbers become None."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(number):
+        return None
+    return round(number, digits) if digits is not None else number
+
+
+def rate(value: float | None) -> float | None:
+    """A rate rounded to 3 decimals (None stays None)."""
+    return None if value is None else round(value, 3)
+
+
+def percent(value: float | None, *, cap: bool = True) -> float | None:
+    """A percentage rounded to 2 decimals, clamped to 0-100 unless ``cap`` is False."""
+    number = num(value)
+    if number is None:
+        return None
+    number = max(0.0, number)
+    if cap:
+        number = min(100.0, number)
+    return round(number, 2)
+
+
+def non_negative_int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if number >= 0 else None
+
+
+def config_number(values: Mapping[str, Any], key: str, default: float) -> float:
+    """A numeric config value, or ``default`` when missing or not a finite non-negative number."""
+    number = num(values.get(key))
+    return number if number is not None and number >= 0 else default

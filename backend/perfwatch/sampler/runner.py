@@ -1,0 +1,202 @@
+"""The sampling loop: run each collector at its configured interval, hand the snapshots to the
+batch writer (database, spool) and the publisher (cache, live channel).
+
+Intervals and sizes are read from ``config_entries`` every second, so a change made through the
+CLI or the API takes effect within one cycle, without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from perfwatch.bootstrap.defaults import DEFAULT_CONFIG
+from perfwatch.cache import Cache
+from perfwatch.config_store.repository import ConfigRepository
+from perfwatch.metrics.repository import SnapshotRow
+from perfwatch.sampler.collectors import build_collectors
+from perfwatch.sampler.collectors.base import Collector
+from perfwatch.sampler.publisher import SnapshotPublisher
+from perfwatch.sampler.spool import Spool
+from perfwatch.sampler.writer import SnapshotWriter
+
+logger = logging.getLogger("perfwatch.sampler")
+
+SPOOL_FILE = "spool.db"
+CONFIG_REFRESH_SECONDS = 1.0
+FIRST_CONFIG_WAIT_SECONDS = 2.0
+MIN_INTERVAL_SECONDS = 1.0
+MAX_INTERVAL_SECONDS = 3600.0
+DEFAULTS: dict[str, Any] = {default.key: default.value for default in DEFAULT_CONFIG}
+
+
+def resolve_host_name() -> str:
+    """The observed host's name: $PERFWATCH_HOSTNAME, else the host's /etc/hostname when the
+    host's root is mounted (compose), else this machine's name."""
+    explicit = os.environ.get("PERFWATCH_HOSTNAME", "").strip()
+    if explicit:
+        return explicit
+    host_root = os.environ.get("PERFWATCH_HOST_ROOT", "").strip()
+    if host_root:
+        try:
+            name = (Path(host_root) / "etc" / "hostname").read_text(encoding="utf-8").strip()
+        except OSError:
+            name = ""
+        if name:
+            return name
+    return socket.gethostname()
+
+
+@dataclass
+class SamplerConfig:
+    """The runtime settings the sampler reads from config_entries (defaults when absent)."""
+
+    values: dict[str, Any]
+
+    def interval(self, collector: Collector) -> float:
+        raw = self.values.get(collector.interval_key, collector.default_interval)
+        try:
+            seconds = float(raw)
+        except (TypeError, ValueError):
+            seconds = float(collector.default_interval)
+        return min(max(seconds, MIN_INTERVAL_SECONDS), MAX_INTERVAL_SECONDS)
+
+    def number(self, key: str) -> float:
+        try:
+            return float(self.values.get(key, DEFAULTS[key]))
+        except (TypeError, ValueError):
+            return float(DEFAULTS[key])
+
+
+class Sampler:
+    def __init__(
+        self,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        cache: Cache,
+        spool_path: Path,
+        host: str | None = None,
+        collectors: Mapping[str, Collector] | None = None,
+        spool_max_rows: int | None = None,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.host = host or resolve_host_name()
+        self.config = SamplerConfig(dict(DEFAULTS))
+        self.collectors = dict(collectors) if collectors is not None else build_collectors()
+        for collector in self.collectors.values():
+            collector.configure(self.config.values)
+        spool = Spool(spool_path) if spool_max_rows is None else Spool(spool_path, spool_max_rows)
+        self.writer = SnapshotWriter(
+            sessionmaker,
+            spool,
+            max_rows=int(self.config.number("sampler.batch.max_rows")),
+            max_seconds=self.config.number("sampler.batch.max_seconds"),
+        )
+        self.publisher = SnapshotPublisher(cache)
+        self.cycles = 0
+        self.collector_errors = 0
+
+    def status(self) -> dict[str, Any]:
+        """Counters for logs, health and metrics endpoints."""
+        return {
+            "host": self.host,
+            "cycles": self.cycles,
+            "collector_errors": self.collector_errors,
+            "writer": self.writer.stats.as_dict(),
+            "spool_rows": len(self.writer.spool),
+            "spool_dropped": self.writer.spool.dropped,
+            "cache": self.publisher.stats.as_dict(),
+        }
+
+    async def refresh_config(self) -> None:
+        """Re-read config_entries; keep the last known values while the database is away."""
+        try:
+            async with self.sessionmaker() as session:
+                values = await ConfigRepository(session).as_dict()
+        except Exception as exc:  # the database may be away; sampling goes on
+            logger.debug("config not refreshed: %s", exc)
+            return
+        self.config = SamplerConfig({**DEFAULTS, **values})
+        for collector in self.collectors.values():
+            collector.configure(self.config.values)
+        self.writer.max_rows = int(self.config.number("sampler.batch.max_rows"))
+        self.writer.max_seconds = self.config.number("sampler.batch.max_seconds")
+
+    def _collect(self, due: list[Collector]) -> list[tuple[str, dict[str, Any]]]:
+        documents = []
+        for collector in due:
+            try:
+                documents.append((collector.metric_type, collector.collect()))
+            except Exception:  # one broken collector must not stop the others
+                self.collector_errors += 1
+                logger.exception("collector %s failed", collector.metric_type)
+        return documents
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Sample until ``stop`` is set, then flush the batch (to the spool if need be)."""
+        # The first samples follow the configured intervals, if the database answers quickly.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.refresh_config(), timeout=FIRST_CONFIG_WAIT_SECONDS)
+        writer_task = asyncio.create_task(self.writer.run(stop), name="snapshot-writer")
+        # Config is read beside the loop, never in it: a database that hangs must not stall
+        # sampling; the loop applies whatever was read last.
+        config_task = asyncio.create_task(self._refresh_config_forever(stop), name="config")
+        next_due = {name: time.monotonic() for name in self.collectors}
+        last_run: dict[str, float] = {}
+        logger.info("sampling %s: %s", self.host, ", ".join(sorted(self.collectors)))
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                for name, ran_at in last_run.items():  # a shortened interval applies now
+                    sooner = ran_at + self.config.interval(self.collectors[name])
+                    next_due[name] = min(next_due[name], max(sooner, now))
+                due = [c for name, c in self.collectors.items() if next_due[name] <= now]
+                if due:
+                    await self._sample(due)
+                    for collector in due:
+                        last_run[collector.metric_type] = now
+                        interval = self.config.interval(collector)
+                        # Keep a steady grid; after a stall, start again from now.
+                        following = next_due[collector.metric_type] + interval
+                        next_due[collector.metric_type] = (
+                            following if following > now else now + interval
+                        )
+                    self.cycles += 1
+                # Wake at least every refresh period, so a shortened interval applies at once.
+                wake = min(min(next_due.values()), now + CONFIG_REFRESH_SECONDS)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=max(wake - time.monotonic(), 0))
+        finally:
+            stop.set()
+            config_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await config_task
+            await writer_task
+            await self.writer.close()
+
+    async def _refresh_config_forever(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.refresh_config()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=CONFIG_REFRESH_SECONDS)
+
+    async def _sample(self, due: list[Collector]) -> None:
+        captured_at = datetime.now(UTC)
+        documents = await asyncio.to_thread(self._collect, due)
+        rows = [SnapshotRow(self.host, captured_at, name, doc) for name, doc in documents]
+        await self.writer.add(rows)
+        ttl_floor = self.config.number("cache.latest_ttl_seconds")
+        for row in rows:
+            interval = self.config.interval(self.collectors[row.metric_type])
+            await self.publisher.publish(row, ttl_seconds=max(ttl_floor, 3 * interval))

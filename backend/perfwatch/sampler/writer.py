@@ -1,0 +1,232 @@
+"""The batch writer: snapshots to the database in batches, to the spool when it is away.
+
+- Snapshots gather in memory and are written in one statement per flush: every ``max_rows``
+  snapshots or every ``max_seconds``, whichever comes first. The insert ignores rows already
+  stored (host, type, time), so a retried or replayed batch never duplicates.
+- When a write fails because the database is unreachable, the batch goes to the on-disk spool,
+  and until the spool has been replayed every new snapshot is appended to it directly: a
+  ``kill -9`` during an outage loses nothing that was sampled before it.
+- Each flush first replays the spool, oldest first, in chunks; a chunk leaves the spool only
+  after the database committed it.
+- A batch the database rejects for its content (not for being away) is retried row by row so
+  one bad document cannot block the rest; the rows it still rejects are counted and logged.
+
+This class owns the sampler's transactions: one per flushed batch or replayed chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from perfwatch.metrics.repository import EncodedSnapshot, SnapshotRepository, SnapshotRow
+from perfwatch.sampler.spool import Spool
+
+logger = logging.getLogger("perfwatch.sampler.writer")
+
+REPLAY_CHUNK_ROWS = 5_000
+# SQLSTATE classes meaning "these rows are wrong" (data exception, integrity violation):
+# retrying them unchanged would fail forever. Everything else (connection lost, server shutting
+# down, table missing until migrations run, timeouts) is treated as the database being away.
+_CONTENT_SQLSTATE_CLASSES = ("22", "23")
+
+
+class ContentRejected(Exception):
+    """The database refused the rows themselves, not the connection."""
+
+
+def is_content_error(error: BaseException) -> bool:
+    if isinstance(error, (sa_exc.DataError, sa_exc.IntegrityError)):
+        return True
+    sqlstate = getattr(getattr(error, "orig", None), "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate[:2] in _CONTENT_SQLSTATE_CLASSES
+
+
+@dataclass
+class WriterStats:
+    written: int = 0  # rows the database stored from live batches
+    replayed: int = 0  # rows the database stored from the spool
+    duplicates: int = 0  # rows skipped because already stored (replays after a crash)
+    spooled: int = 0  # rows sent to the spool
+    rejected: int = 0  # rows the database refused for their content
+    flushes: int = 0
+    failures: int = 0  # writes that failed because the database was away
+    database_available: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class DatabaseAway(Exception):
+    """A write failed because the database could not be reached."""
+
+
+class SnapshotWriter:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        spool: Spool,
+        *,
+        max_rows: int = 500,
+        max_seconds: float = 5.0,
+        replay_chunk_rows: int = REPLAY_CHUNK_ROWS,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.spool = spool
+        self.max_rows = max_rows
+        self.max_seconds = max_seconds
+        self.replay_chunk_rows = replay_chunk_rows
+        self.stats = WriterStats()
+        self._batch: list[SnapshotRow] = []
+        self._flush_requested = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
+        # Rows left over from an earlier run are replayed first; new rows queue behind them.
+        self._spooling = len(spool) > 0
+
+    @property
+    def pending(self) -> int:
+        """Rows not yet in the database: in memory and in the spool."""
+        return len(self._batch) + len(self.spool)
+
+    async def add(self, rows: Sequence[SnapshotRow]) -> None:
+        if not rows:
+            return
+        if self._spooling:
+            await self._to_spool(rows)
+            return
+        self._batch.extend(rows)
+        if len(self._batch) >= self.max_rows:
+            self._flush_requested.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Flush every ``max_seconds`` (or when a batch is full) until ``stop`` is set."""
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                requested = asyncio.create_task(self._flush_requested.wait())
+                await asyncio.wait(
+                    {stopping, requested},
+                    timeout=max(self.max_seconds, 0.05),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                requested.cancel()
+                self._flush_requested.clear()
+                if stop.is_set():
+                    break
+                await self.flush()
+        finally:
+            stopping.cancel()
+
+    async def flush(self) -> None:
+        """Replay the spool, then write the batch; whatever the database cannot take is spooled."""
+        async with self._flush_lock:
+            batch, self._batch = self._batch, []
+            self.stats.flushes += 1
+            if self._spooling or len(self.spool):
+                try:
+                    await self._replay()
+                except DatabaseAway:
+                    await self._to_spool(batch)
+                    return
+            if not batch:
+                return
+            try:
+                inserted = await self._insert(batch)
+            except DatabaseAway:
+                self._spooling = True
+                await self._to_spool(batch)
+                return
+            self.stats.written += inserted
+            self.stats.duplicates += len(batch) - inserted
+
+    async def close(self) -> None:
+        """Final flush (graceful stop): to the database if it answers, else to the spool."""
+        if self._spooling:
+            batch, self._batch = self._batch, []
+            await self._to_spool(batch)
+        else:
+            await self.flush()
+        await asyncio.to_thread(self.spool.close)
+        logger.info("writer closed: %s", self.stats.as_dict())
+
+    async def _replay(self) -> None:
+        while True:
+            chunk = await asyncio.to_thread(self.spool.peek, self.replay_chunk_rows)
+            if chunk is None:
+                break
+            inserted = await self._insert_encoded(chunk.records)
+            await asyncio.to_thread(self.spool.acknowledge, chunk)
+            self.stats.replayed += inserted
+            self.stats.duplicates += len(chunk.records) - inserted
+        if self._spooling:
+            logger.info("spool replayed; writing to the database directly again")
+        self._spooling = False
+
+    async def _to_spool(self, rows: Sequence[SnapshotRow]) -> None:
+        if rows:
+            await asyncio.to_thread(self.spool.append, rows)
+            self.stats.spooled += len(rows)
+
+    async def _insert(self, rows: Sequence[SnapshotRow]) -> int:
+        try:
+            return await self._in_transaction(_insert_rows(rows))
+        except ContentRejected as error:
+            logger.warning("batch of %d rejected (%s); retrying row by row", len(rows), error)
+        inserted = 0
+        for row in rows:
+            try:
+                inserted += await self._in_transaction(_insert_rows([row]))
+            except ContentRejected as error:
+                self.stats.rejected += 1
+                logger.error(
+                    "snapshot %s/%s at %s rejected by the database: %s",
+                    row.host,
+                    row.metric_type,
+                    row.captured_at.isoformat(),
+                    error,
+                )
+        return inserted
+
+    async def _insert_encoded(self, records: Sequence[EncodedSnapshot]) -> int:
+        try:
+            return await self._in_transaction(
+                lambda repository: repository.bulk_insert_encoded(records)
+            )
+        except ContentRejected:
+            # Same row-by-row salvage as a live batch.
+            rows = [SnapshotRow(host, at, kind, json.loads(doc)) for host, at, kind, doc in records]
+            return await self._insert(rows)
+
+    async def _in_transaction(self, work: Callable[[SnapshotRepository], Awaitable[int]]) -> int:
+        try:
+            async with self.sessionmaker() as session, session.begin():
+                inserted = await work(SnapshotRepository(session))
+        except Exception as error:
+            if is_content_error(error):
+                raise ContentRejected(str(error)) from error
+            # Unreachable, restarting, timed out, not migrated yet: keep the rows on disk.
+            self.stats.failures += 1
+            if self.stats.database_available:
+                logger.warning("database unavailable, spooling snapshots to disk: %s", error)
+            self.stats.database_available = False
+            raise DatabaseAway(str(error)) from error
+        if not self.stats.database_available:
+            logger.info("database available again")
+        self.stats.database_available = True
+        return inserted
+
+
+def _insert_rows(
+    rows: Sequence[SnapshotRow],
+) -> Callable[[SnapshotRepository], Awaitable[int]]:
+    async def work(repository: SnapshotRepository) -> int:
+        return await repository.bulk_insert_ignore_conflicts(rows)
+
+    return work

@@ -1,0 +1,143 @@
+"""The sampler in-process against real PostgreSQL 16 and SQLite, real collectors on this
+machine: every type at its interval, interval changes without a restart, and a Redis outage."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from perfwatch.bootstrap.defaults import METRIC_TYPES
+from perfwatch.cache.memory import MemoryCache
+from perfwatch.cache.redis import RedisCache
+from perfwatch.db.engine import build_engine
+from perfwatch.db.session import make_sessionmaker
+from perfwatch.sampler.publisher import SnapshotPublisher
+from perfwatch.sampler.runner import Sampler
+from tests.helpers import make_settings
+from tests.sampling import running_sampler, set_config, stored_snapshots
+from tests.services import RedisServer, free_port, unavailable
+
+
+@pytest.fixture
+async def sessionmaker(fresh_db: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = build_engine(make_settings(fresh_db))
+    yield make_sessionmaker(engine)
+    await engine.dispose()
+
+
+async def wait_until(condition, timeout: float, interval: float = 0.2) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        await asyncio.sleep(interval)
+    return bool(condition())
+
+
+async def test_every_type_is_stored_at_its_interval_and_matches_what_was_published(
+    fresh_db: str, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    await set_config(sessionmaker, {"sampler.batch.max_seconds": 1})
+    cache = MemoryCache()
+    sampler = Sampler(
+        sessionmaker=sessionmaker, cache=cache, spool_path=tmp_path / "spool.db", host="h-types"
+    )
+    async with running_sampler(sampler, cache) as recorder:
+        await asyncio.sleep(4.2)
+
+    produced = recorder.by_type()
+    assert set(produced) == set(METRIC_TYPES)
+    # Default intervals: 1 s for cpu/memory/network/disk, 5 s processes, 10 s sensors, 60 s system.
+    for kind in ("cpu", "memory", "network", "disk"):
+        assert 4 <= produced[kind] <= 6, produced
+    for kind in ("processes", "sensors", "system"):
+        assert produced[kind] == 1, produced
+
+    stored = stored_snapshots(fresh_db, "h-types")
+    # The graceful stop flushed the batch: everything produced is stored, once.
+    assert sorted(stored) == sorted(recorder.produced)
+    assert sampler.writer.stats.database_available
+    assert len(sampler.writer.spool) == 0
+    assert sampler.collector_errors == 0
+
+
+async def test_a_changed_interval_applies_within_a_cycle_without_a_restart(
+    fresh_db: str, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    await set_config(sessionmaker, {"sampler.interval.memory": 30})
+    cache = MemoryCache()
+    sampler = Sampler(
+        sessionmaker=sessionmaker, cache=cache, spool_path=tmp_path / "spool.db", host="h-int"
+    )
+    async with running_sampler(sampler, cache) as recorder:
+        await asyncio.sleep(2.5)
+        assert recorder.by_type()["memory"] == 1  # the first sample, then 30 s to wait
+        await set_config(sessionmaker, {"sampler.interval.memory": 1})
+        changed_at = time.monotonic()
+        assert await wait_until(lambda: recorder.by_type()["memory"] >= 3, timeout=5)
+        # Config is re-read every second: the next sample came within ~one refresh plus one
+        # interval, not after the 30 s the old interval promised.
+        assert time.monotonic() - changed_at < 4.5
+
+
+async def test_a_redis_outage_does_not_stop_sampling_and_the_cache_refills(
+    fresh_db: str, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        unavailable("redis-server is not installed")
+    port = free_port()
+    redis = RedisServer(
+        url=f"redis://127.0.0.1:{port}/0",
+        port=port,
+        argv=[binary or "", "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
+    )
+    redis.start()
+    cache = RedisCache(redis.url)
+    await set_config(sessionmaker, {"sampler.batch.max_seconds": 1})
+    sampler = Sampler(
+        sessionmaker=sessionmaker, cache=cache, spool_path=tmp_path / "spool.db", host="h-redis"
+    )
+    reader = SnapshotPublisher(cache)
+    stop = asyncio.Event()
+    task = asyncio.create_task(sampler.run(stop))
+    started = time.monotonic()
+    try:
+        assert await wait_until(lambda: sampler.publisher.stats.published >= 5, timeout=5)
+
+        # Blocking calls run in threads: the sampler shares this event loop.
+        await asyncio.to_thread(redis.stop)
+        stored_before = len(await asyncio.to_thread(stored_snapshots, fresh_db, "h-redis"))
+        failures_before = sampler.publisher.stats.failures
+        await asyncio.sleep(3.5)
+        assert not task.done()
+        assert sampler.publisher.stats.failures > failures_before
+        assert not sampler.publisher.stats.available
+        # The database writes went on without the cache.
+        stored_during = await asyncio.to_thread(stored_snapshots, fresh_db, "h-redis")
+        assert len(stored_during) > stored_before + 4
+
+        await asyncio.to_thread(redis.start)  # an empty Redis: nothing cached survived
+        restarted = time.time()
+        assert await wait_until(lambda: sampler.publisher.stats.available, timeout=5)
+        latest = await reader.latest("h-redis", "cpu")
+        assert latest is not None
+        from datetime import datetime
+
+        assert datetime.fromisoformat(latest["captured_at"]).timestamp() >= restarted - 1.5
+    finally:
+        stop.set()
+        await task
+        await cache.close()
+        await asyncio.to_thread(redis.stop)
+    elapsed = time.monotonic() - started
+    counts = Counter(kind for kind, _ in stored_snapshots(fresh_db, "h-redis"))
+    # One cpu sample a second all along, outage included (the first at once, so ≥ elapsed - 1).
+    assert counts["cpu"] >= int(elapsed) - 1, (counts, elapsed)

@@ -1,0 +1,226 @@
+"""The batch writer against real PostgreSQL 16 and SQLite: batching, idempotent retries, the
+spool while the database is away and its replay, exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from perfwatch.db.engine import build_engine
+from perfwatch.db.session import make_sessionmaker
+from perfwatch.metrics.repository import SnapshotRepository, SnapshotRow
+from perfwatch.sampler.spool import Spool
+from perfwatch.sampler.writer import SnapshotWriter
+from tests.helpers import closed_postgres_url, fetch, make_settings
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def rows(
+    start: int, count: int, metric_type: str = "cpu", host: str = "host-w"
+) -> list[SnapshotRow]:
+    return [
+        SnapshotRow(host, T0 + timedelta(seconds=i), metric_type, {"schema_version": 1, "n": i})
+        for i in range(start, start + count)
+    ]
+
+
+@dataclass
+class Database:
+    url: str
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    inserts: list[str]
+
+    def stored(self, host: str = "host-w") -> list[tuple[str, int]]:
+        """(type, n) of every stored row of ``host``, in time order."""
+        found = fetch(
+            self.url,
+            "SELECT metric_type, metric_data FROM metric_snapshots WHERE host = "
+            + ("$1" if self.url.startswith("postgresql") else "?")
+            + " ORDER BY captured_at, metric_type",
+            host,
+        )
+        return [(kind, _document(data)["n"]) for kind, data in found]
+
+
+def _document(data: object) -> dict[str, int]:
+    import json
+
+    return json.loads(data) if isinstance(data, str) else data  # type: ignore[return-value]
+
+
+@pytest.fixture
+async def database(fresh_db: str) -> AsyncIterator[Database]:
+    engine = build_engine(make_settings(fresh_db))
+    inserts: list[str] = []
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _count(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("INSERT INTO METRIC_SNAPSHOTS"):
+            inserts.append(statement)
+
+    yield Database(fresh_db, engine, make_sessionmaker(engine), inserts)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def unreachable() -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = build_engine(make_settings(closed_postgres_url(), db_connect_timeout=2))
+    yield make_sessionmaker(engine)
+    await engine.dispose()
+
+
+async def test_a_full_batch_is_written_in_one_statement(database: Database, tmp_path: Path) -> None:
+    writer = SnapshotWriter(
+        database.sessionmaker,
+        Spool(tmp_path / "spool.db"),
+        max_rows=300,
+        max_seconds=60,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(writer.run(stop))
+    await writer.add(rows(0, 299))
+    await asyncio.sleep(0.3)
+    assert database.stored() == []  # neither full nor due yet
+
+    await writer.add(rows(299, 1))  # the batch is full: flushed at once, not after 60 s
+    for _ in range(100):
+        if writer.stats.written:
+            break
+        await asyncio.sleep(0.05)
+    assert [n for _, n in database.stored()] == list(range(300))
+    assert len(database.inserts) == 1
+    stop.set()
+    await task
+    await writer.close()
+
+
+async def test_a_partial_batch_is_written_after_max_seconds(
+    database: Database, tmp_path: Path
+) -> None:
+    writer = SnapshotWriter(
+        database.sessionmaker,
+        Spool(tmp_path / "spool.db"),
+        max_rows=500,
+        max_seconds=0.2,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(writer.run(stop))
+    await writer.add(rows(0, 3, "memory"))
+    for _ in range(100):
+        if writer.stats.written == 3:
+            break
+        await asyncio.sleep(0.05)
+    assert database.stored() == [("memory", 0), ("memory", 1), ("memory", 2)]
+    stop.set()
+    await task
+    await writer.close()
+
+
+async def test_a_retried_batch_does_not_duplicate(database: Database, tmp_path: Path) -> None:
+    writer = SnapshotWriter(database.sessionmaker, Spool(tmp_path / "spool.db"))
+    await writer.add(rows(0, 10))
+    await writer.flush()
+    await writer.add(rows(5, 10))  # 5..9 again (a retry), 10..14 new
+    await writer.flush()
+    assert [n for _, n in database.stored()] == list(range(15))
+    assert writer.stats.written == 15
+    assert writer.stats.duplicates == 5
+    await writer.close()
+
+
+async def test_while_the_database_is_away_rows_are_spooled_then_replayed_exactly_once(
+    database: Database, unreachable: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    spool = Spool(tmp_path / "spool.db")
+    writer = SnapshotWriter(unreachable, spool)
+    await writer.add(rows(0, 20))
+    await writer.flush()
+    assert not writer.stats.database_available
+    assert len(spool) == 20
+    # During the outage each new snapshot goes to disk at once (a kill -9 loses nothing).
+    await writer.add(rows(20, 5))
+    assert len(spool) == 25
+    await writer.flush()  # still away: still spooled, in order
+    assert len(spool) == 25
+
+    writer.sessionmaker = database.sessionmaker  # the database is back
+    await writer.add(rows(25, 5))
+    await writer.flush()
+    assert writer.stats.database_available
+    assert len(spool) == 0
+    assert [n for _, n in database.stored()] == list(range(30))
+    assert writer.stats.replayed + writer.stats.written == 30
+
+    await writer.add(rows(30, 2))  # back to in-memory batching
+    assert len(spool) == 0 and writer.pending == 2
+    await writer.close()
+    assert [n for _, n in database.stored()] == list(range(32))
+
+
+async def test_a_replay_after_a_crash_between_commit_and_acknowledge_does_not_duplicate(
+    database: Database, tmp_path: Path
+) -> None:
+    spool = Spool(tmp_path / "spool.db")
+    spool.append(rows(0, 40))
+    # The crash: the database committed the first 25 spooled rows, the spool never heard.
+    async with database.sessionmaker() as session, session.begin():
+        await SnapshotRepository(session).bulk_insert_ignore_conflicts(rows(0, 25))
+
+    writer = SnapshotWriter(database.sessionmaker, spool, replay_chunk_rows=10)
+    await writer.flush()
+    assert len(spool) == 0
+    assert [n for _, n in database.stored()] == list(range(40))
+    assert writer.stats.replayed == 15
+    assert writer.stats.duplicates == 25
+    await writer.close()
+
+
+async def test_a_spool_left_by_an_earlier_run_is_replayed_before_new_rows(
+    database: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / "spool.db"
+    earlier = Spool(path)
+    earlier.append(rows(0, 12, "disk"))
+    earlier.close()
+
+    writer = SnapshotWriter(database.sessionmaker, Spool(path))
+    await writer.add(rows(12, 3, "disk"))  # queued behind the spooled rows
+    await writer.flush()
+    assert database.stored() == [("disk", n) for n in range(15)]
+    await writer.close()
+
+
+async def test_closing_while_the_database_is_away_keeps_the_batch_on_disk(
+    unreachable: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    path = tmp_path / "spool.db"
+    writer = SnapshotWriter(unreachable, Spool(path))
+    await writer.add(rows(0, 7))
+    await writer.close()  # graceful stop: the flush fails, the rows are spooled
+    reopened = Spool(path)
+    assert len(reopened) == 7
+    reopened.close()
+
+
+@pytest.mark.parametrize("dialect", ["postgres"])
+async def test_a_row_the_database_rejects_does_not_block_the_others(
+    database: Database, tmp_path: Path
+) -> None:
+    bad = SnapshotRow("host-w", T0 + timedelta(seconds=3), "cpu", {"n": 3, "name": "nul\u0000"})
+    batch = [*rows(0, 3), bad, *rows(4, 3)]
+    writer = SnapshotWriter(database.sessionmaker, Spool(tmp_path / "spool.db"))
+    await writer.add(batch)
+    await writer.flush()
+    assert [n for _, n in database.stored()] == [0, 1, 2, 4, 5, 6]
+    assert writer.stats.rejected == 1
+    assert writer.stats.database_available
+    await writer.close()
