@@ -768,3 +768,16 @@ def test_first_cpu_document_has_null_percentages() -> None:
     validate("cpu", document)
     assert document["percent"] is None
     assert all(v is None for v in document["per_core"])
+
+
+def test_undecodable_process_names_are_made_storable() -> None:
+    from perfwatch.sampler.collectors._common import clean_text
+
+    undecodable = b"caf\xff".decode("utf-8", errors="surrogateescape")
+    cleaned = clean_text(undecodable)
+    assert cleaned is not None
+    cleaned.encode("utf-8")  # a lone surrogate would raise here (and in PostgreSQL)
+    assert cleaned.startswith("caf")
+    assert "\x00" not in (clean_text("a\x00b") or "")
+    assert clean_text("plain") == "plain"
+    assert clean_text(None) is None

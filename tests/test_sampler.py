@@ -141,3 +141,20 @@ async def test_a_redis_outage_does_not_stop_sampling_and_the_cache_refills(
     counts = Counter(kind for kind, _ in stored_snapshots(fresh_db, "h-redis"))
     # One cpu sample a second all along, outage included (the first at once, so ≥ elapsed - 1).
     assert counts["cpu"] >= int(elapsed) - 1, (counts, elapsed)
+
+
+@pytest.mark.parametrize("run_sampler", [True, False])
+async def test_the_app_samples_in_process_unless_told_not_to(
+    fresh_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_sampler: bool
+) -> None:
+    from perfwatch.app import create_app
+
+    host = f"h-app-{run_sampler}"
+    monkeypatch.setenv("PERFWATCH_HOSTNAME", host)
+    settings = make_settings(fresh_db, run_sampler=run_sampler, perfwatch_data_dir=tmp_path)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        await asyncio.sleep(1.5)
+    stored = {kind for kind, _ in stored_snapshots(fresh_db, host)}
+    # Sampling starts with the app and its first cycle is written at once (then on shutdown).
+    assert stored == (set(METRIC_TYPES) if run_sampler else set())

@@ -37,6 +37,8 @@ class Stack:
     env_file: Path = REPO_ROOT / ".cache" / "e2e-empty.env"
     extra_files: list[Path] = field(default_factory=list)
     variables: dict[str, str] = field(default_factory=dict)
+    # time.monotonic() when the test's `up` began (for "within N s of up" checks).
+    up_started: float = 0.0
 
     def environment(self) -> dict[str, str]:
         env = {
@@ -87,6 +89,16 @@ class Stack:
                 f"docker compose {' '.join(args)} exited {result.returncode}\n"
                 f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"
             )
+        return result
+
+    def run_docker(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """A plain ``docker`` command (e.g. ``docker top``), failing the test on an error."""
+        result = subprocess.run(
+            ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if result.returncode != 0:
+            command = " ".join(args)
+            raise AssertionError(f"docker {command} exited {result.returncode}: {result.stderr}")
         return result
 
     def containers(self) -> list[dict[str, Any]]:

@@ -164,6 +164,8 @@ class Sampler:
                 due = [c for name, c in self.collectors.items() if next_due[name] <= now]
                 if due:
                     await self._sample(due)
+                    if self.cycles == 0:  # show data at once after a start, not in 5 s
+                        self.writer.request_flush()
                     for collector in due:
                         last_run[collector.metric_type] = now
                         interval = self.config.interval(collector)

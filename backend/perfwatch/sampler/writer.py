@@ -105,6 +105,10 @@ class SnapshotWriter:
         if len(self._batch) >= self.max_rows:
             self._flush_requested.set()
 
+    def request_flush(self) -> None:
+        """Flush now rather than at the next ``max_seconds`` tick."""
+        self._flush_requested.set()
+
     async def run(self, stop: asyncio.Event) -> None:
         """Flush every ``max_seconds`` (or when a batch is full) until ``stop`` is set."""
         stopping = asyncio.create_task(stop.wait())

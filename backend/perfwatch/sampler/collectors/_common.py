@@ -70,3 +70,15 @@ def config_number(values: Mapping[str, Any], key: str, default: float) -> float:
     """A numeric config value, or ``default`` when missing or not a finite non-negative number."""
     number = num(values.get(key))
     return number if number is not None and number >= 0 else default
+
+
+def clean_text(value: object) -> str | None:
+    """A string fit for JSON storage: psutil decodes names and command lines with
+    ``surrogateescape``, and PostgreSQL refuses the lone surrogates that undecodable bytes
+    become (and NUL characters). They are replaced, so the whole snapshot is not refused."""
+    if value is None:
+        return None
+    text = str(value)
+    if text.isascii() and "\x00" not in text:
+        return text
+    return text.encode("utf-8", errors="replace").decode("utf-8").replace("\x00", "\ufffd")

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import psutil
 
-from perfwatch.sampler.collectors._common import Clock, config_number, percent
+from perfwatch.sampler.collectors._common import Clock, clean_text, config_number, percent
 from perfwatch.sampler.collectors.base import SCHEMA_VERSION, Collector, register
 from perfwatch.sampler.host import HostPaths, read_passwd
 
@@ -143,7 +143,7 @@ class ProcessesCollector(Collector):
         cpu = row.cpu_percent
         return {
             "pid": row.key[0],
-            "name": info.get("name"),
+            "name": clean_text(info.get("name")),
             "username": details.username,
             # Not capped at 100: one process can keep several cores busy.
             "cpu_percent": None if cpu is None else percent(cpu, cap=False),
@@ -159,7 +159,9 @@ class ProcessesCollector(Collector):
         cached = self._details.get(row.key)
         if cached is not None and now - cached.fetched_at < DETAILS_REFRESH_SECONDS:
             return cached
-        details = _Details(self._username(row.process), _cmdline(row.process), now)
+        details = _Details(
+            clean_text(self._username(row.process)), clean_text(_cmdline(row.process)), now
+        )
         self._details[row.key] = details
         return details
 
@@ -183,4 +185,4 @@ def _cmdline(process: Any) -> str | None:
         parts = process.cmdline()
     except _PROCESS_ERRORS:
         return None
-    return " ".join(parts)[:CMDLINE_MAX_CHARS]
+    return " ".join(parts)[:CMDLINE_MAX_CHARS] if parts else None
