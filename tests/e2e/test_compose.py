@@ -35,6 +35,7 @@ def stack() -> Iterator[Stack]:
 
 
 def test_compose_config_is_valid_without_env_and_defaults_to_public_images() -> None:
+    build_standins()  # installs Docker and the compose plugin on a fresh machine
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
     result = subprocess.run(
         ["docker", "compose", "--env-file", "/dev/null", "config", "--format", "json"],
