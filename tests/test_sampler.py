@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -155,6 +156,16 @@ async def test_the_app_samples_in_process_unless_told_not_to(
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         await asyncio.sleep(1.5)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            ready = (await client.get("/health/ready")).json()
     stored = {kind for kind, _ in stored_snapshots(fresh_db, host)}
+    if run_sampler:  # readiness reports the sampler's counters
+        assert ready["sampler"]["host"] == host
+        assert ready["sampler"]["cycles"] >= 1
+        assert ready["sampler"]["writer"]["database_available"] is True
+        assert ready["sampler"]["spool_rows"] == 0
+    else:
+        assert "sampler" not in ready
     # Sampling starts with the app and its first cycle is written at once (then on shutdown).
     assert stored == (set(METRIC_TYPES) if run_sampler else set())

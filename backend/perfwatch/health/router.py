@@ -40,5 +40,13 @@ async def ready(request: Request) -> JSONResponse:
     }
     healthy = database_problem is None and cache_problem is None
     failed = [name for name, check in checks.items() if check["status"] == "fail"]
-    body = {"status": "ok" if healthy else "fail", "failed": failed, "checks": checks}
+    body: dict[str, Any] = {
+        "status": "ok" if healthy else "fail",
+        "failed": failed,
+        "checks": checks,
+    }
+    sampler = getattr(request.app.state, "sampler", None)
+    if sampler is not None:
+        # Informational: a sampler spooling through an outage does not make the API unready.
+        body["sampler"] = sampler.status()
     return JSONResponse(body, status_code=200 if healthy else 503)
