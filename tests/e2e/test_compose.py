@@ -185,11 +185,14 @@ def test_restart_and_down_up_keep_the_data(stack: Stack) -> None:
 
 def test_database_outage_is_reported_and_survived(stack: Stack) -> None:
     backend_id = stack.run("ps", "-q", "backend").stdout.strip()
+    stopped_at = stack.psql("SELECT now()")
     stack.run("stop", "db")
     elapsed, body = wait_for_status(stack.url("/health/ready"), 503, timeout=15)
     assert elapsed <= 15
     assert body["failed"] == ["database"]
-    time.sleep(3)
+    time.sleep(8)
+    _, body = http_get(stack.url("/health/ready"))
+    assert body["sampler"]["spool_rows"] > 0, body["sampler"]  # sampling goes on, to disk
     state = json.loads(
         subprocess.run(
             ["docker", "inspect", "--format", "{{json .State}}", backend_id],
@@ -201,6 +204,23 @@ def test_database_outage_is_reported_and_survived(stack: Stack) -> None:
     stack.run("start", "db")
     wait_for_status(stack.url("/health/ready"), 200, timeout=60)
     assert stack.run("ps", "-q", "backend").stdout.strip() == backend_id  # same container
+    restarted_at = stack.psql("SELECT now()")
+    # What was sampled while the database was down arrives once it is back: one cpu snapshot
+    # per second of the outage (less a few seconds of slack at both ends).
+    outage = float(
+        stack.psql(f"SELECT extract(epoch FROM timestamptz '{restarted_at}' - '{stopped_at}')")
+    )
+    query = (
+        "SELECT count(*) FROM metric_snapshots WHERE metric_type = 'cpu' "
+        f"AND captured_at BETWEEN '{stopped_at}' AND '{restarted_at}'"
+    )
+    deadline = time.monotonic() + 30
+    while int(stack.psql(query)) < outage - 4 and time.monotonic() < deadline:
+        time.sleep(1)
+    assert int(stack.psql(query)) >= outage - 4, (stack.psql(query), outage)
+    _, body = http_get(stack.url("/health/ready"))
+    assert body["sampler"]["spool_rows"] == 0
+    assert body["sampler"]["writer"]["replayed"] > 0
 
 
 def test_two_backends_starting_together_migrate_once(stack: Stack, tmp_path: Path) -> None:
