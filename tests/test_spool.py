@@ -117,3 +117,12 @@ def test_appended_rows_survive_a_kill_9_of_the_writer(tmp_path: Path) -> None:
     assert batch is not None
     assert [r.metric_data["n"] for r in batch.rows()] == list(range(50))
     spool.close()
+
+
+def test_an_unwritable_data_directory_is_a_clear_error(tmp_path: Path) -> None:
+    from perfwatch.sampler.spool import SpoolUnavailableError
+
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the data directory should be")
+    with pytest.raises(SpoolUnavailableError, match="PERFWATCH_DATA_DIR must be a writable"):
+        Spool(blocker / "spool.db")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from perfwatch.errors import PerfWatchError
 from perfwatch.metrics.repository import EncodedSnapshot, SnapshotRow
 
 logger = logging.getLogger("perfwatch.sampler.spool")
@@ -37,6 +38,10 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS spool_counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
     "INSERT OR IGNORE INTO spool_counters (name, value) VALUES ('dropped', 0)",
 )
+
+
+class SpoolUnavailableError(PerfWatchError):
+    """The spool file cannot be opened or created."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,17 +67,23 @@ class Spool:
         self.path = path = Path(path)
         self.max_rows = max_rows
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._connection = sqlite3.connect(
-            path, isolation_level=None, check_same_thread=False, timeout=30
-        )
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode: a committed append survives the process dying (kill -9); only a
-        # power cut can take the last transactions, which is the database's own guarantee too.
-        self._connection.execute("PRAGMA synchronous=NORMAL")
-        with self._transaction():
-            for statement in _SCHEMA:
-                self._connection.execute(statement)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._connection = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=30
+            )
+            self._connection.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a committed append survives the process dying (kill -9);
+            # only a power cut can take the last transactions.
+            self._connection.execute("PRAGMA synchronous=NORMAL")
+            with self._transaction():
+                for statement in _SCHEMA:
+                    self._connection.execute(statement)
+        except (OSError, sqlite3.Error) as exc:
+            raise SpoolUnavailableError(
+                f"cannot open the sampler's spool {path}: {exc} "
+                "(PERFWATCH_DATA_DIR must be a writable directory)"
+            ) from exc
         self._count = self._scalar("SELECT count(*) FROM spooled_snapshots")
         self._dropped = self._scalar("SELECT value FROM spool_counters WHERE name = 'dropped'")
 
