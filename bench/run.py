@@ -4,9 +4,17 @@ Prints one line per figure, ``BENCH <name> <value> <unit>``, and writes bench/re
 Runs against PostgreSQL 16 (``BENCH_DATABASE_URL``, else the throwaway server of
 scripts/pg16.sh) on a dedicated database that is recreated each run.
 
-Sizes: BENCH_DAYS (default 7) days of 1 s snapshots of one metric type; BENCH_INSERT_ROWS
-(default 50000) rows for the bulk-insert comparison; BENCH_SAMPLES (default 300) timed
-repetitions per query.
+Parts: BENCH_ONLY=sampler or BENCH_ONLY=storage runs one part (default: all). The sampler
+part (bench/sampler_bench.py) runs first, because its replay benchmark empties metric_snapshots.
+
+Storage sizes: BENCH_DAYS (default 7) days of 1 s snapshots of one metric type;
+BENCH_INSERT_ROWS (default 50000) rows for the bulk-insert comparison; BENCH_SAMPLES (default
+300) timed repetitions per query.
+
+Sampler sizes: BENCH_SAMPLER_CYCLES (default 300) cycles for the CPU figures;
+BENCH_SAMPLER_SECONDS (default 60, after BENCH_SAMPLER_WARMUP 5 s) per real-time Sampler.run();
+BENCH_RSS_CYCLES (default 10000) for the memory figure; BENCH_REPLAY_ROWS (default 100000) for
+the spool replay; BENCH_REDIS_URL (default redis://127.0.0.1:6379/15, skipped if unreachable).
 """
 
 from __future__ import annotations
@@ -30,6 +38,9 @@ from sqlalchemy import text
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "backend"))
+sys.path.insert(0, str(REPO_ROOT / "bench"))
+
+import sampler_bench  # noqa: E402
 
 from perfwatch.bootstrap.seed import SeedPlan, generate_rows  # noqa: E402
 from perfwatch.config import Settings  # noqa: E402
@@ -100,13 +111,46 @@ def rows_for(plan: SeedPlan) -> list[SnapshotRow]:
     return list(generate_rows(plan, METRIC_TYPE))
 
 
+PARTS = ("sampler", "storage")
+
+
 async def main() -> None:
-    days = float(os.environ.get("BENCH_DAYS", "7"))
-    insert_rows = int(os.environ.get("BENCH_INSERT_ROWS", "50000"))
-    samples = int(os.environ.get("BENCH_SAMPLES", "300"))
+    only = os.environ.get("BENCH_ONLY", "all").strip() or "all"
+    if only not in ("all", *PARTS):
+        raise SystemExit(f"BENCH_ONLY must be one of all, {', '.join(PARTS)}; got {only!r}")
     url = await recreate(admin_url())
     settings = Settings(database_url=url, slow_query_ms=0)
     await asyncio.to_thread(migrations.upgrade, "head", settings)
+    parameters: dict[str, Any] = {"only": only}
+    if only in ("all", "sampler"):
+        parameters.update(await sampler_bench.run(url, report))
+    if only in ("all", "storage"):
+        parameters.update(await storage(url, settings))
+
+    out = REPO_ROOT / "bench" / "results.json"
+    out.write_text(
+        json.dumps(
+            {
+                "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "machine": {
+                    "python": platform.python_version(),
+                    "cpus": os.cpu_count(),
+                    "platform": platform.platform(),
+                },
+                "parameters": parameters,
+                "results": results,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"# wrote {out.relative_to(REPO_ROOT)}", flush=True)
+
+
+async def storage(url: str, settings: Settings) -> dict[str, Any]:
+    days = float(os.environ.get("BENCH_DAYS", "7"))
+    insert_rows = int(os.environ.get("BENCH_INSERT_ROWS", "50000"))
+    samples = int(os.environ.get("BENCH_SAMPLES", "300"))
     engine = build_engine(settings)
     sessions = make_sessionmaker(engine)
     end = datetime(2026, 1, 8, tzinfo=UTC)
@@ -279,25 +323,7 @@ async def main() -> None:
     report("bulk_insert_asyncpg_copy", copy_rate, "rows/s")
     report("bulk_insert_ratio_vs_copy", repository_rate / copy_rate, "x")
     await engine.dispose()
-
-    out = REPO_ROOT / "bench" / "results.json"
-    out.write_text(
-        json.dumps(
-            {
-                "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "machine": {
-                    "python": platform.python_version(),
-                    "cpus": os.cpu_count(),
-                    "platform": platform.platform(),
-                },
-                "parameters": {"days": days, "insert_rows": insert_rows, "samples": samples},
-                "results": results,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
-    print(f"# wrote {out.relative_to(REPO_ROOT)}", flush=True)
+    return {"days": days, "insert_rows": insert_rows, "samples": samples}
 
 
 if __name__ == "__main__":

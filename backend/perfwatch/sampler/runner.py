@@ -23,10 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from perfwatch.bootstrap.defaults import DEFAULT_CONFIG
 from perfwatch.cache import Cache
-from perfwatch.config_store.repository import ConfigRepository
 from perfwatch.metrics.repository import SnapshotRow
 from perfwatch.sampler.collectors import build_collectors
 from perfwatch.sampler.collectors.base import Collector
+from perfwatch.sampler.config_watch import ConfigWatcher
 from perfwatch.sampler.publisher import SnapshotPublisher
 from perfwatch.sampler.spool import Spool
 from perfwatch.sampler.writer import SnapshotWriter
@@ -104,6 +104,7 @@ class Sampler:
             max_seconds=self.config.number("sampler.batch.max_seconds"),
         )
         self.publisher = SnapshotPublisher(cache)
+        self.config_watcher = ConfigWatcher(sessionmaker)
         self.cycles = 0
         self.collector_errors = 0
 
@@ -122,10 +123,11 @@ class Sampler:
     async def refresh_config(self) -> None:
         """Re-read config_entries; keep the last known values while the database is away."""
         try:
-            async with self.sessionmaker() as session:
-                values = await ConfigRepository(session).as_dict()
+            values = await self.config_watcher.changed_values()
         except Exception as exc:  # the database may be away; sampling goes on
             logger.debug("config not refreshed: %s", exc)
+            return
+        if values is None:  # unchanged
             return
         self.config = SamplerConfig({**DEFAULTS, **values})
         for collector in self.collectors.values():
@@ -184,6 +186,7 @@ class Sampler:
             config_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await config_task
+            await self.config_watcher.close()
             await writer_task
             await self.writer.close()
 
