@@ -224,3 +224,53 @@ async def test_a_row_the_database_rejects_does_not_block_the_others(
     assert writer.stats.rejected == 1
     assert writer.stats.database_available
     await writer.close()
+
+
+async def test_a_large_replay_into_an_empty_range_is_copied(
+    database: Database, tmp_path: Path
+) -> None:
+    spool = Spool(tmp_path / "spool.db")
+    spool.append(rows(0, 1000, "cpu") + rows(0, 1000, "memory"))
+    writer = SnapshotWriter(database.sessionmaker, spool, replay_chunk_rows=1000)
+    await writer.flush()
+    stored = database.stored()
+    assert len(stored) == 2000 and len(set(stored)) == 2000
+    assert writer.stats.replayed == 2000 and len(spool) == 0
+    if database.url.startswith("postgresql"):
+        # COPY, not INSERT, for the chunks of 1,000: no INSERT statement was sent at all.
+        assert database.inserts == []
+    await writer.close()
+
+
+async def test_a_large_replay_over_rows_already_stored_falls_back_and_does_not_duplicate(
+    database: Database, tmp_path: Path
+) -> None:
+    spool = Spool(tmp_path / "spool.db")
+    spool.append(rows(0, 1500))
+    # A crash after the database committed part of the spool: those rows are stored already.
+    async with database.sessionmaker() as session, session.begin():
+        await SnapshotRepository(session).bulk_insert_ignore_conflicts(rows(700, 100))
+    writer = SnapshotWriter(database.sessionmaker, spool, replay_chunk_rows=1000)
+    await writer.flush()
+    assert [n for _, n in database.stored()] == list(range(1500))
+    assert writer.stats.replayed == 1400
+    assert writer.stats.duplicates == 100
+    await writer.close()
+
+
+@pytest.mark.parametrize("dialect", ["postgres"])
+async def test_a_copy_that_hits_the_unique_key_is_retried_as_an_insert(
+    database: Database, tmp_path: Path
+) -> None:
+    spool = Spool(tmp_path / "spool.db")
+    # The same snapshot twice inside one chunk: the range check sees nothing stored, COPY fails
+    # on the unique key, and the chunk is written by the conflict-ignoring insert instead.
+    spool.append(rows(0, 600))
+    spool.append(rows(599, 1))
+    writer = SnapshotWriter(database.sessionmaker, spool, replay_chunk_rows=1000)
+    await writer.flush()
+    assert [n for _, n in database.stored()] == list(range(600))
+    assert writer.stats.duplicates == 1
+    assert writer.stats.database_available and len(spool) == 0
+    assert len(database.inserts) == 1
+    await writer.close()

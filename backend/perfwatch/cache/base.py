@@ -1,7 +1,18 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol, Self
+
+
+@dataclass(frozen=True, slots=True)
+class LatestValue:
+    """A value to ``SET`` (with a TTL) and then ``PUBLISH`` on a channel."""
+
+    key: str
+    value: str
+    ttl_seconds: float | None
+    channel: str
 
 
 class Subscription(Protocol):
@@ -25,5 +36,9 @@ class Cache(Protocol):
     async def delete(self, key: str) -> None: ...
     async def incr(self, key: str, ttl_seconds: float | None = None) -> int: ...
     async def publish(self, channel: str, message: str) -> int: ...
+    async def set_and_publish(self, values: Sequence[LatestValue]) -> None:
+        """Every ``SET`` and ``PUBLISH`` of ``values`` in one round trip (Redis: a pipeline)."""
+        ...
+
     async def subscribe(self, channel: str) -> Subscription: ...
     async def close(self) -> None: ...

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+
+from perfwatch.cache.base import LatestValue
 
 SUBSCRIBER_QUEUE_SIZE = 1000
 
@@ -85,6 +87,11 @@ class MemoryCache:
             subscription.queue.put_nowait(message)
             receivers += 1
         return receivers
+
+    async def set_and_publish(self, values: Sequence[LatestValue]) -> None:
+        for item in values:
+            await self.set(item.key, item.value, item.ttl_seconds)
+            await self.publish(item.channel, item.value)
 
     async def subscribe(self, channel: str) -> MemorySubscription:
         subscription = MemorySubscription(self, channel)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+
+from perfwatch.cache.base import LatestValue
 
 SOCKET_TIMEOUT_SECONDS = 2.0
 
@@ -77,6 +79,18 @@ class RedisCache:
 
     async def publish(self, channel: str, message: str) -> int:
         return int(await self._redis.publish(channel, message))
+
+    async def set_and_publish(self, values: Sequence[LatestValue]) -> None:
+        # One round trip for a whole sampling cycle: each one wakes the process, which is
+        # most of what publishing costs.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for item in values:
+                if item.ttl_seconds:
+                    pipe.set(item.key, item.value, px=int(item.ttl_seconds * 1000))
+                else:
+                    pipe.set(item.key, item.value)
+                pipe.publish(item.channel, item.value)
+            await pipe.execute()
 
     async def subscribe(self, channel: str) -> RedisSubscription:
         pubsub = self._redis.pubsub()

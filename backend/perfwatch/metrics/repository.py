@@ -29,6 +29,15 @@ _POSTGRES_BULK_INSERT = text(
 )
 
 
+# One index probe per (host, type) range: is any stored row inside it?
+_ANY_STORED_IN_RANGES = text(
+    "SELECT EXISTS (SELECT 1 FROM unnest(CAST(:hosts AS varchar[]), CAST(:types AS varchar[]), "
+    "CAST(:lows AS timestamptz[]), CAST(:highs AS timestamptz[])) AS r(host, metric_type, lo, hi) "
+    "WHERE EXISTS (SELECT 1 FROM metric_snapshots AS s WHERE s.host = r.host "
+    "AND s.metric_type = r.metric_type AND s.captured_at BETWEEN r.lo AND r.hi))"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class SnapshotRow:
     """A snapshot to store, before it has an id."""
@@ -39,8 +48,14 @@ class SnapshotRow:
     metric_data: dict[str, Any]
 
 
-# (host, captured_at, metric_type, metric_data as JSON text)
+# (host, captured_at, metric_type, metric_data as JSON text): a snapshot encoded once, for the
+# database, the spool and the cache alike.
 EncodedSnapshot = tuple[str, datetime, str, str]
+
+
+def encode_snapshot(row: SnapshotRow) -> EncodedSnapshot:
+    document = json.dumps(row.metric_data, separators=(",", ":"))
+    return (row.host, row.captured_at, row.metric_type, document)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +154,43 @@ class SnapshotRepository(Repository[MetricSnapshot]):
             },
         )
         return max(int(cast("CursorResult[Any]", result).rowcount or 0), 0)
+
+    async def copy_encoded_if_absent(self, records: Sequence[EncodedSnapshot]) -> int | None:
+        """PostgreSQL's fast path for large replays: ``COPY`` the rows when no stored row falls
+        in any of their (host, type) time ranges, so none can conflict. Returns the number of
+        rows copied, or None when the fast path does not apply (some rows may exist already,
+        or another dialect): then use :meth:`bulk_insert_encoded`.
+
+        Two writers for one host at once could still make the ``COPY`` fail on the unique key;
+        the transaction then rolls back and the caller falls back as well.
+        """
+        if not records or self.session.get_bind().dialect.name != "postgresql":
+            return None
+        ranges: dict[tuple[str, str], list[datetime]] = {}
+        for host, captured_at, metric_type, _ in records:
+            bounds = ranges.setdefault((host, metric_type), [captured_at, captured_at])
+            bounds[0] = min(bounds[0], captured_at)
+            bounds[1] = max(bounds[1], captured_at)
+        keys = list(ranges)
+        occupied = await self.session.scalar(
+            _ANY_STORED_IN_RANGES,
+            {
+                "hosts": [host for host, _ in keys],
+                "types": [metric_type for _, metric_type in keys],
+                "lows": [ranges[key][0] for key in keys],
+                "highs": [ranges[key][1] for key in keys],
+            },
+        )
+        if occupied:
+            return None
+        connection = await self.session.connection()
+        raw = await connection.get_raw_connection()
+        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+            "metric_snapshots",
+            records=records,
+            columns=["host", "captured_at", "metric_type", "metric_data"],
+        )
+        return len(records)
 
     async def latest(self, host: str, metric_type: str) -> MetricSnapshot | None:
         query = (

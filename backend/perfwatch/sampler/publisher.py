@@ -10,11 +10,12 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from perfwatch.cache import Cache
-from perfwatch.metrics.repository import SnapshotRow
+from perfwatch.cache import Cache, LatestValue
+from perfwatch.metrics.repository import EncodedSnapshot, SnapshotRow, encode_snapshot
 
 logger = logging.getLogger("perfwatch.sampler.publisher")
 
@@ -30,16 +31,17 @@ def live_channel(host: str) -> str:
     return f"perfwatch:live:{host}"
 
 
-def encode(row: SnapshotRow) -> str:
-    return json.dumps(
-        {
-            "host": row.host,
-            "metric_type": row.metric_type,
-            "captured_at": row.captured_at.isoformat(),
-            "data": row.metric_data,
-        },
-        separators=(",", ":"),
+def message_for(record: EncodedSnapshot) -> str:
+    """The cached/published form: the stored document wrapped with its host, type and time."""
+    host, captured_at, metric_type, document = record
+    return (
+        f'{{"host":{json.dumps(host)},"metric_type":{json.dumps(metric_type)},'
+        f'"captured_at":"{captured_at.isoformat()}","data":{document}}}'
     )
+
+
+def encode(row: SnapshotRow) -> str:
+    return message_for(encode_snapshot(row))
 
 
 @dataclass
@@ -64,17 +66,28 @@ class SnapshotPublisher:
     _retry_at: float = 0.0
 
     async def publish(self, row: SnapshotRow, ttl_seconds: float) -> bool:
+        return await self.publish_many([(encode_snapshot(row), ttl_seconds)])
+
+    async def publish_many(self, records: Sequence[tuple[EncodedSnapshot, float]]) -> bool:
+        """Set and publish a cycle's snapshots together, each with its TTL (one round trip)."""
+        if not records:
+            return True
         # While Redis is away, try again only now and then: a client that retries and waits
         # for timeouts on every snapshot would slow the sampling loop down.
         now = time.monotonic()
         if not self.stats.available and now < self._retry_at:
-            self.stats.skipped += 1
+            self.stats.skipped += len(records)
             return False
-        message = encode(row)
+        values = []
+        for record in records:
+            message = message_for(record[0])
+            host, _, metric_type, _ = record[0]
+            values.append(
+                LatestValue(latest_key(host, metric_type), message, record[1], live_channel(host))
+            )
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
-                await self.cache.set(latest_key(row.host, row.metric_type), message, ttl_seconds)
-                await self.cache.publish(live_channel(row.host), message)
+                await self.cache.set_and_publish(values)
         except Exception as exc:  # Redis away: sampling and database writes go on
             self.stats.failures += 1
             if self.stats.available:
@@ -85,7 +98,7 @@ class SnapshotPublisher:
         if not self.stats.available:
             logger.info("cache available again; latest values refreshed")
         self.stats.available = True
-        self.stats.published += 1
+        self.stats.published += len(records)
         return True
 
     async def latest(self, host: str, metric_type: str) -> dict[str, Any] | None:

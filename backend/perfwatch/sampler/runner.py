@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -23,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from perfwatch.bootstrap.defaults import DEFAULT_CONFIG
 from perfwatch.cache import Cache
-from perfwatch.metrics.repository import SnapshotRow
+from perfwatch.metrics.repository import EncodedSnapshot
 from perfwatch.sampler.collectors import build_collectors
 from perfwatch.sampler.collectors.base import Collector
 from perfwatch.sampler.config_watch import ConfigWatcher
@@ -135,15 +136,18 @@ class Sampler:
         self.writer.max_rows = int(self.config.number("sampler.batch.max_rows"))
         self.writer.max_seconds = self.config.number("sampler.batch.max_seconds")
 
-    def _collect(self, due: list[Collector]) -> list[tuple[str, dict[str, Any]]]:
-        documents = []
+    def _collect(self, due: list[Collector], captured_at: datetime) -> list[EncodedSnapshot]:
+        """Run the due collectors and encode their documents (in a worker thread)."""
+        snapshots = []
         for collector in due:
             try:
-                documents.append((collector.metric_type, collector.collect()))
+                document = json.dumps(collector.collect(), separators=(",", ":"), allow_nan=False)
             except Exception:  # one broken collector must not stop the others
                 self.collector_errors += 1
                 logger.exception("collector %s failed", collector.metric_type)
-        return documents
+                continue
+            snapshots.append((self.host, captured_at, collector.metric_type, document))
+        return snapshots
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sample until ``stop`` is set, then flush the batch (to the spool if need be)."""
@@ -198,10 +202,12 @@ class Sampler:
 
     async def _sample(self, due: list[Collector]) -> None:
         captured_at = datetime.now(UTC)
-        documents = await asyncio.to_thread(self._collect, due)
-        rows = [SnapshotRow(self.host, captured_at, name, doc) for name, doc in documents]
-        await self.writer.add(rows)
+        snapshots = await asyncio.to_thread(self._collect, due, captured_at)
+        await self.writer.add_encoded(snapshots)
         ttl_floor = self.config.number("cache.latest_ttl_seconds")
-        for row in rows:
-            interval = self.config.interval(self.collectors[row.metric_type])
-            await self.publisher.publish(row, ttl_seconds=max(ttl_floor, 3 * interval))
+        await self.publisher.publish_many(
+            [
+                (snapshot, max(ttl_floor, 3 * self.config.interval(self.collectors[snapshot[2]])))
+                for snapshot in snapshots
+            ]
+        )

@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from perfwatch.errors import PerfWatchError
-from perfwatch.metrics.repository import EncodedSnapshot, SnapshotRow
+from perfwatch.metrics.repository import EncodedSnapshot, SnapshotRow, encode_snapshot
 
 logger = logging.getLogger("perfwatch.sampler.spool")
 
@@ -104,16 +104,15 @@ class Spool:
 
     def append(self, rows: Sequence[SnapshotRow]) -> int:
         """Store ``rows`` after what is already spooled; returns how many old rows were dropped."""
-        if not rows:
+        return self.append_encoded([encode_snapshot(row) for row in rows])
+
+    def append_encoded(self, encoded: Sequence[EncodedSnapshot]) -> int:
+        """:meth:`append` for snapshots already encoded."""
+        if not encoded:
             return 0
         records = [
-            (
-                row.host,
-                row.captured_at.isoformat(),
-                row.metric_type,
-                json.dumps(row.metric_data, separators=(",", ":")),
-            )
-            for row in rows
+            (host, captured_at.isoformat(), metric_type, document)
+            for host, captured_at, metric_type, document in encoded
         ]
         with self._lock, self._transaction():
             self._connection.executemany(
@@ -141,13 +140,15 @@ class Spool:
             )
         return dropped
 
-    def peek(self, limit: int) -> SpooledBatch | None:
-        """The oldest ``limit`` rows, without removing them (see :meth:`acknowledge`)."""
+    def peek(self, limit: int, after: SpooledBatch | None = None) -> SpooledBatch | None:
+        """The oldest ``limit`` rows (those following ``after``, if given: read ahead while
+        ``after`` is being written), without removing them (see :meth:`acknowledge`)."""
+        after_seq = after.last_seq if after is not None else 0
         with self._lock:
             records = self._connection.execute(
                 "SELECT seq, host, captured_at, metric_type, metric_data "
-                "FROM spooled_snapshots ORDER BY seq LIMIT ?",
-                (limit,),
+                "FROM spooled_snapshots WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after_seq, limit),
             ).fetchall()
         if not records:
             return None

@@ -17,21 +17,28 @@ This class owns the sampler's transactions: one per flushed batch or replayed ch
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from perfwatch.metrics.repository import EncodedSnapshot, SnapshotRepository, SnapshotRow
+from perfwatch.metrics.repository import (
+    EncodedSnapshot,
+    SnapshotRepository,
+    SnapshotRow,
+    encode_snapshot,
+)
 from perfwatch.sampler.spool import Spool
 
 logger = logging.getLogger("perfwatch.sampler.writer")
+R = TypeVar("R")
 
 REPLAY_CHUNK_ROWS = 5_000
+# Below this, a replayed chunk goes through the usual insert (COPY's check costs a round trip).
+COPY_MIN_ROWS = 500
 # SQLSTATE classes meaning "these rows are wrong" (data exception, integrity violation):
 # retrying them unchanged would fail forever. Everything else (connection lost, server shutting
 # down, table missing until migrations run, timeouts) is treated as the database being away.
@@ -45,7 +52,8 @@ class ContentRejected(Exception):
 def is_content_error(error: BaseException) -> bool:
     if isinstance(error, (sa_exc.DataError, sa_exc.IntegrityError)):
         return True
-    sqlstate = getattr(getattr(error, "orig", None), "sqlstate", None)
+    # Wrapped by SQLAlchemy (.orig) or straight from the driver (COPY on the raw connection).
+    sqlstate = getattr(getattr(error, "orig", error), "sqlstate", None)
     return isinstance(sqlstate, str) and sqlstate[:2] in _CONTENT_SQLSTATE_CLASSES
 
 
@@ -84,7 +92,7 @@ class SnapshotWriter:
         self.max_seconds = max_seconds
         self.replay_chunk_rows = replay_chunk_rows
         self.stats = WriterStats()
-        self._batch: list[SnapshotRow] = []
+        self._batch: list[EncodedSnapshot] = []
         self._flush_requested = asyncio.Event()
         self._flush_lock = asyncio.Lock()
         # Rows left over from an earlier run are replayed first; new rows queue behind them.
@@ -96,12 +104,16 @@ class SnapshotWriter:
         return len(self._batch) + len(self.spool)
 
     async def add(self, rows: Sequence[SnapshotRow]) -> None:
-        if not rows:
+        await self.add_encoded([encode_snapshot(row) for row in rows])
+
+    async def add_encoded(self, records: Sequence[EncodedSnapshot]) -> None:
+        """Queue snapshots already encoded (the sampler encodes each document once)."""
+        if not records:
             return
         if self._spooling:
-            await self._to_spool(rows)
+            await self._to_spool(records)
             return
-        self._batch.extend(rows)
+        self._batch.extend(records)
         if len(self._batch) >= self.max_rows:
             self._flush_requested.set()
 
@@ -161,54 +173,74 @@ class SnapshotWriter:
         logger.info("writer closed: %s", self.stats.as_dict())
 
     async def _replay(self) -> None:
-        while True:
-            chunk = await asyncio.to_thread(self.spool.peek, self.replay_chunk_rows)
-            if chunk is None:
-                break
-            inserted = await self._insert_encoded(chunk.records)
-            await asyncio.to_thread(self.spool.acknowledge, chunk)
-            self.stats.replayed += inserted
-            self.stats.duplicates += len(chunk.records) - inserted
+        """Write the spool to the database, oldest first. Reading the next chunk and deleting
+        the last one (SQLite, in threads) overlap with the database writing the current one."""
+        chunk = await asyncio.to_thread(self.spool.peek, self.replay_chunk_rows)
+        acknowledging: asyncio.Future[None] | None = None
+        try:
+            while chunk is not None:
+                following = asyncio.ensure_future(
+                    asyncio.to_thread(self.spool.peek, self.replay_chunk_rows, chunk)
+                )
+                try:
+                    inserted = await self._insert_replayed(chunk.records)
+                except BaseException:
+                    await asyncio.gather(following, return_exceptions=True)
+                    raise
+                if acknowledging is not None:
+                    await acknowledging
+                acknowledging = asyncio.ensure_future(
+                    asyncio.to_thread(self.spool.acknowledge, chunk)
+                )
+                self.stats.replayed += inserted
+                self.stats.duplicates += len(chunk.records) - inserted
+                chunk = await following
+        finally:
+            if acknowledging is not None:
+                await acknowledging
         if self._spooling:
             logger.info("spool replayed; writing to the database directly again")
         self._spooling = False
 
-    async def _to_spool(self, rows: Sequence[SnapshotRow]) -> None:
-        if rows:
-            await asyncio.to_thread(self.spool.append, rows)
-            self.stats.spooled += len(rows)
-
-    async def _insert(self, rows: Sequence[SnapshotRow]) -> int:
-        try:
-            return await self._in_transaction(_insert_rows(rows))
-        except ContentRejected as error:
-            logger.warning("batch of %d rejected (%s); retrying row by row", len(rows), error)
-        inserted = 0
-        for row in rows:
+    async def _insert_replayed(self, records: Sequence[EncodedSnapshot]) -> int:
+        """A replayed chunk: ``COPY`` when none of it can be stored already (PostgreSQL; the
+        usual case after an outage), else the conflict-ignoring insert."""
+        if len(records) >= COPY_MIN_ROWS:
             try:
-                inserted += await self._in_transaction(_insert_rows([row]))
+                copied = await self._in_transaction(_copy_records(records))
+            except ContentRejected:  # a row appeared meanwhile (another writer): no fast path
+                copied = None
+            if copied is not None:
+                return copied
+        return await self._insert(records)
+
+    async def _to_spool(self, records: Sequence[EncodedSnapshot]) -> None:
+        if records:
+            await asyncio.to_thread(self.spool.append_encoded, records)
+            self.stats.spooled += len(records)
+
+    async def _insert(self, records: Sequence[EncodedSnapshot]) -> int:
+        try:
+            return await self._in_transaction(_insert_records(records))
+        except ContentRejected as error:
+            logger.warning("batch of %d rejected (%s); retrying row by row", len(records), error)
+        inserted = 0
+        for record in records:
+            try:
+                inserted += await self._in_transaction(_insert_records([record]))
             except ContentRejected as error:
                 self.stats.rejected += 1
+                host, captured_at, metric_type, _ = record
                 logger.error(
                     "snapshot %s/%s at %s rejected by the database: %s",
-                    row.host,
-                    row.metric_type,
-                    row.captured_at.isoformat(),
+                    host,
+                    metric_type,
+                    captured_at.isoformat(),
                     error,
                 )
         return inserted
 
-    async def _insert_encoded(self, records: Sequence[EncodedSnapshot]) -> int:
-        try:
-            return await self._in_transaction(
-                lambda repository: repository.bulk_insert_encoded(records)
-            )
-        except ContentRejected:
-            # Same row-by-row salvage as a live batch.
-            rows = [SnapshotRow(host, at, kind, json.loads(doc)) for host, at, kind, doc in records]
-            return await self._insert(rows)
-
-    async def _in_transaction(self, work: Callable[[SnapshotRepository], Awaitable[int]]) -> int:
+    async def _in_transaction(self, work: Callable[[SnapshotRepository], Awaitable[R]]) -> R:
         try:
             async with self.sessionmaker() as session, session.begin():
                 inserted = await work(SnapshotRepository(session))
@@ -227,10 +259,19 @@ class SnapshotWriter:
         return inserted
 
 
-def _insert_rows(
-    rows: Sequence[SnapshotRow],
+def _insert_records(
+    records: Sequence[EncodedSnapshot],
 ) -> Callable[[SnapshotRepository], Awaitable[int]]:
     async def work(repository: SnapshotRepository) -> int:
-        return await repository.bulk_insert_ignore_conflicts(rows)
+        return await repository.bulk_insert_encoded(records)
+
+    return work
+
+
+def _copy_records(
+    records: Sequence[EncodedSnapshot],
+) -> Callable[[SnapshotRepository], Awaitable[int | None]]:
+    async def work(repository: SnapshotRepository) -> int | None:
+        return await repository.copy_encoded_if_absent(records)
 
     return work
