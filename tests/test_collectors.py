@@ -781,3 +781,16 @@ def test_undecodable_process_names_are_made_storable() -> None:
     assert "\x00" not in (clean_text("a\x00b") or "")
     assert clean_text("plain") == "plain"
     assert clean_text(None) is None
+
+
+def test_the_thread_total_comes_from_loadavg(tmp_path: Path) -> None:
+    from perfwatch.sampler.collectors.processes import total_threads
+    from perfwatch.sampler.host import HostPaths
+
+    (tmp_path / "loadavg").write_text("0.02 0.16 0.33 3/162 14045\n")
+    assert total_threads(HostPaths(proc=str(tmp_path), host_proc=True)) == 162
+    (tmp_path / "loadavg").write_text("garbage\n")
+    assert total_threads(HostPaths(proc=str(tmp_path), host_proc=True)) is None
+    assert total_threads(HostPaths(proc=str(tmp_path / "missing"))) is None
+    real = total_threads(HostPaths())
+    assert real is not None and real >= len(psutil.pids())

@@ -106,6 +106,7 @@ class Sampler:
         )
         self.publisher = SnapshotPublisher(cache)
         self.config_watcher = ConfigWatcher(sessionmaker)
+        self._config_due = asyncio.Event()
         self.cycles = 0
         self.collector_errors = 0
 
@@ -160,10 +161,16 @@ class Sampler:
         config_task = asyncio.create_task(self._refresh_config_forever(stop), name="config")
         next_due = {name: time.monotonic() for name in self.collectors}
         last_run: dict[str, float] = {}
+        next_refresh = time.monotonic() + CONFIG_REFRESH_SECONDS
         logger.info("sampling %s: %s", self.host, ", ".join(sorted(self.collectors)))
         try:
             while not stop.is_set():
                 now = time.monotonic()
+                # Checked on a sampling wake-up when one comes close enough, so that the two
+                # share it: each wake-up of the process costs CPU of its own.
+                if now >= next_refresh - CONFIG_REFRESH_SECONDS / 2:
+                    self._config_due.set()
+                    next_refresh = now + CONFIG_REFRESH_SECONDS
                 for name, ran_at in last_run.items():  # a shortened interval applies now
                     sooner = ran_at + self.config.interval(self.collectors[name])
                     next_due[name] = min(next_due[name], max(sooner, now))
@@ -182,7 +189,7 @@ class Sampler:
                         )
                     self.cycles += 1
                 # Wake at least every refresh period, so a shortened interval applies at once.
-                wake = min(min(next_due.values()), now + CONFIG_REFRESH_SECONDS)
+                wake = min(min(next_due.values()), next_refresh)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=max(wake - time.monotonic(), 0))
         finally:
@@ -195,10 +202,12 @@ class Sampler:
             await self.writer.close()
 
     async def _refresh_config_forever(self, stop: asyncio.Event) -> None:
+        # Woken by the sampling loop rather than by a timer of its own: every wake-up of the
+        # process costs CPU, so the config check rides on the loop's (docs/benchmarks.md).
         while not stop.is_set():
+            await self._config_due.wait()
+            self._config_due.clear()
             await self.refresh_config()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=CONFIG_REFRESH_SECONDS)
 
     async def _sample(self, due: list[Collector]) -> None:
         captured_at = datetime.now(UTC)

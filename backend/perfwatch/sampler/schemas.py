@@ -245,7 +245,7 @@ PROCESSES: Schema = _document(
     "Process counts by status and the top-N processes by CPU and by resident memory.",
     {
         "total": _count(),
-        "threads_total": _count(),
+        "threads_total": _nullable(_count()),
         "by_status": {
             "type": "object",
             "properties": {
