@@ -69,6 +69,7 @@ INTERVAL_KEYS = [
     "sampler.interval.memory",
     "sampler.interval.network",
     "sampler.interval.disk_io",
+    "sampler.interval.disk_usage",
     "sampler.interval.processes",
     "sampler.interval.system",
     "sampler.interval.sensors",
@@ -159,9 +160,10 @@ async def run(url: str, report: Report) -> dict[str, Any]:
     )
 
     # 2b. % of one core, measured on the real Sampler.run() --------------------------------------
-    for label, with_processes in (("all_1s", "1"), ("all_1s_no_processes", "0")):
+    # The last one is the production shape: default intervals, the latest values in Redis.
+    for label in ("all_1s", "all_1s_no_processes", "default_redis"):
         measured = await asyncio.to_thread(
-            run_worker, "realtime", url, str(seconds), str(warmup), with_processes
+            run_worker, "realtime", url, str(seconds), str(warmup), label, redis_url
         )
         print(
             f"# realtime {label}: {measured['cycles']} cycles, {measured['rows']} rows written "
@@ -301,6 +303,7 @@ async def worker_cpu(url: str, cycles: int, redis_url: str) -> None:
             await sampler.refresh_config()
             refresh_total += time.process_time() - started
             await asyncio.sleep(SLEEP_BETWEEN_CYCLES)
+        await sampler.config_watcher.close()
         await sampler.writer.close()
     await engine.dispose()
     result(
@@ -320,20 +323,32 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def worker_realtime(url: str, seconds: float, warmup: float, with_processes: bool) -> None:
+async def worker_realtime(
+    url: str, seconds: float, warmup: float, profile: str, redis_url: str
+) -> None:
     engine, sessions = make_sessions(url)
     async with sessions() as session:
         repository = ConfigRepository(session)
         for key in INTERVAL_KEYS:
-            await repository.set_value(key, 1, updated_by="bench")
+            value = DEFAULTS[key] if profile == "default_redis" else 1
+            await repository.set_value(key, value, updated_by="bench")
         await session.commit()
+    cache: MemoryCache | RedisCache = MemoryCache()
+    if profile == "default_redis":
+        cache = RedisCache(redis_url)
+        try:
+            async with asyncio.timeout(2):
+                await cache.ping()
+        except Exception:
+            print(f"# redis not reachable at {redis_url}: in-process cache instead", flush=True)
+            cache = MemoryCache()
     with tempfile.TemporaryDirectory() as tmp:
         collectors = build_collectors()
-        if not with_processes:
+        if profile == "all_1s_no_processes":
             del collectors["processes"]
         sampler = Sampler(
             sessionmaker=sessions,
-            cache=MemoryCache(),
+            cache=cache,
             spool_path=Path(tmp) / "spool.db",
             host=HOST,
             collectors=collectors,
@@ -348,6 +363,7 @@ async def worker_realtime(url: str, seconds: float, warmup: float, with_processe
         cycles, written = sampler.cycles - cycles, sampler.writer.stats.written - written
         stop.set()
         await task
+    await cache.close()
     await engine.dispose()
     result(
         {
@@ -507,7 +523,7 @@ def main(argv: list[str]) -> None:
     if mode == "cpu":
         asyncio.run(worker_cpu(url, int(args[0]), args[1]))
     elif mode == "realtime":
-        asyncio.run(worker_realtime(url, float(args[0]), float(args[1]), args[2] == "1"))
+        asyncio.run(worker_realtime(url, float(args[0]), float(args[1]), args[2], args[3]))
     elif mode == "rss":
         asyncio.run(worker_rss(url, int(args[0])))
     elif mode == "replay":

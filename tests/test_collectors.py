@@ -794,3 +794,26 @@ def test_the_thread_total_comes_from_loadavg(tmp_path: Path) -> None:
     assert total_threads(HostPaths(proc=str(tmp_path / "missing"))) is None
     real = total_threads(HostPaths())
     assert real is not None and real >= len(psutil.pids())
+
+
+def test_absent_sensors_are_looked_for_again_only_every_few_minutes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from perfwatch.sampler.collectors import sensors
+
+    calls: list[str] = []
+
+    def none_found() -> dict[str, list[Any]]:
+        calls.append("temperatures")
+        return {}
+
+    monkeypatch.setattr(psutil, "sensors_temperatures", none_found, raising=False)
+    now = [1000.0]
+    collector = sensors.SensorsCollector(clock=lambda: now[0])
+    validate("sensors", collector.collect())
+    validate("sensors", collector.collect())
+    assert calls == ["temperatures"]  # not scanned again right away
+    now[0] += sensors.ABSENT_RECHECK_SECONDS
+    document = collector.collect()
+    assert calls == ["temperatures", "temperatures"]
+    assert document["temperatures"] == {}

@@ -274,3 +274,21 @@ async def test_a_copy_that_hits_the_unique_key_is_retried_as_an_insert(
     assert writer.stats.database_available and len(spool) == 0
     assert len(database.inserts) == 1
     await writer.close()
+
+
+async def test_a_graceful_stop_replays_the_spool_if_the_database_is_back(
+    database: Database, unreachable: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    path = tmp_path / "spool.db"
+    writer = SnapshotWriter(unreachable, Spool(path))
+    await writer.add(rows(0, 9))
+    await writer.flush()  # away: spooled, and new rows now go straight to the spool
+    await writer.add(rows(9, 3))
+    assert len(writer.spool) == 12
+
+    writer.sessionmaker = database.sessionmaker  # back just before the stop
+    await writer.close()
+    assert [n for _, n in database.stored()] == list(range(12))
+    reopened = Spool(path)
+    assert len(reopened) == 0
+    reopened.close()

@@ -17,6 +17,7 @@ This class owns the sampler's transactions: one per flushed batch or replayed ch
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ R = TypeVar("R")
 REPLAY_CHUNK_ROWS = 5_000
 # Below this, a replayed chunk goes through the usual insert (COPY's check costs a round trip).
 COPY_MIN_ROWS = 500
+# How long a graceful stop may spend replaying the spool when the database has come back.
+CLOSE_REPLAY_SECONDS = 10.0
 # SQLSTATE classes meaning "these rows are wrong" (data exception, integrity violation):
 # retrying them unchanged would fail forever. Everything else (connection lost, server shutting
 # down, table missing until migrations run, timeouts) is treated as the database being away.
@@ -167,6 +170,11 @@ class SnapshotWriter:
         if self._spooling:
             batch, self._batch = self._batch, []
             await self._to_spool(batch)
+            # The database may be back since the last attempt: one bounded try at the spool
+            # (a replay cut short loses nothing; unacknowledged rows stay spooled).
+            with contextlib.suppress(DatabaseAway, TimeoutError):
+                async with self._flush_lock:
+                    await asyncio.wait_for(self._replay(), timeout=CLOSE_REPLAY_SECONDS)
         else:
             await self.flush()
         await asyncio.to_thread(self.spool.close)
@@ -175,7 +183,10 @@ class SnapshotWriter:
     async def _replay(self) -> None:
         """Write the spool to the database, oldest first. Reading the next chunk and deleting
         the last one (SQLite, in threads) overlap with the database writing the current one."""
-        chunk = await asyncio.to_thread(self.spool.peek, self.replay_chunk_rows)
+        # While the database is known to be away, the first chunk is a single row: a cheap
+        # probe instead of reading thousands of rows from disk for a write that will fail.
+        first = self.replay_chunk_rows if self.stats.database_available else 1
+        chunk = await asyncio.to_thread(self.spool.peek, first)
         acknowledging: asyncio.Future[None] | None = None
         try:
             while chunk is not None:

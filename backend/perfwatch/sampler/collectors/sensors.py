@@ -7,12 +7,16 @@ an empty but valid document.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import psutil
 
-from perfwatch.sampler.collectors._common import num, percent
+from perfwatch.sampler.collectors._common import Clock, num, percent
 from perfwatch.sampler.collectors.base import SCHEMA_VERSION, Collector, register
+
+ABSENT_RECHECK_SECONDS = 300.0
 
 
 @register
@@ -21,13 +25,31 @@ class SensorsCollector(Collector):
     interval_key: ClassVar[str] = "sampler.interval.sensors"
     default_interval: ClassVar[float] = 10.0
 
+    def __init__(self, *, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        # Part → monotonic time before which it is not looked for again (it was absent).
+        self._absent_until: dict[str, float] = {}
+
     def collect(self) -> dict[str, Any]:
         return {
             "schema_version": SCHEMA_VERSION,
-            "temperatures": temperatures(),
-            "fans": fans(),
-            "battery": battery(),
+            "temperatures": self._part("temperatures", temperatures) or {},
+            "fans": self._part("fans", fans) or {},
+            "battery": self._part("battery", battery),
         }
+
+    def _part(self, name: str, read: Callable[[], Any]) -> Any:
+        """Looking for sensors a machine does not have costs a directory scan every call:
+        after finding none, look again only every ``ABSENT_RECHECK_SECONDS``."""
+        now = self._clock()
+        if now < self._absent_until.get(name, float("-inf")):
+            return None
+        value = read()
+        if value:
+            self._absent_until.pop(name, None)
+        else:
+            self._absent_until[name] = now + ABSENT_RECHECK_SECONDS
+        return value
 
 
 def _call(name: str, *args: Any) -> Any:
