@@ -9,32 +9,20 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from perfwatch import __version__
+from perfwatch.api.errors import install_error_handlers
+from perfwatch.api.middleware import install_middleware, security_headers
+from perfwatch.api.router import api_router
 from perfwatch.cache import build_cache
 from perfwatch.config import Settings, get_settings
 from perfwatch.db.partitions import run_partition_maintenance
 from perfwatch.db.session import close_database, get_sessionmaker, init_database
-from perfwatch.errors import (
-    ConflictError,
-    InvalidQueryError,
-    NotFoundError,
-    PerfWatchError,
-    ValidationFailedError,
-)
 from perfwatch.health.router import router as health_router
 from perfwatch.sampler.runner import SPOOL_FILE, Sampler
 
 logger = logging.getLogger("perfwatch.app")
-
-_STATUS_BY_ERROR: dict[type[PerfWatchError], int] = {
-    NotFoundError: 404,
-    ConflictError: 409,
-    InvalidQueryError: 400,
-    ValidationFailedError: 422,
-}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -74,15 +62,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.cache.close()
             await close_database()
 
-    app = FastAPI(title="PerfWatch", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="PerfWatch",
+        version=__version__,
+        lifespan=lifespan,
+        description="Self-hosted performance monitor. Log in with `POST /api/v1/auth/login` "
+        "and send `Authorization: Bearer <access_token>`. Every error has the shape "
+        '`{"error": {"code", "message", "details"}}`.',
+    )
     app.state.settings = settings
     app.include_router(health_router)
-
-    @app.exception_handler(PerfWatchError)
-    async def domain_error(_request: Request, exc: PerfWatchError) -> JSONResponse:
-        status = next(
-            (code for kind, code in _STATUS_BY_ERROR.items() if isinstance(exc, kind)), 400
-        )
-        return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, status_code=status)
-
+    app.include_router(api_router)
+    # Errors: one JSON shape (api/errors.py). The 500 handler runs outside the middleware
+    # stack, so it adds the security headers itself.
+    install_error_handlers(app, extra_headers=security_headers)
+    install_middleware(app, settings)
     return app

@@ -104,6 +104,16 @@ class Settings(BaseSettings):
     # the default intervals is ~373,000; this holds about 32 hours (docs/metrics.md).
     sampler_spool_max_rows: Annotated[int, Field(ge=1000)] = 500_000
 
+    # HTTP API. Access tokens are short-lived; refresh tokens rotate on every use.
+    # Fractions are allowed (tests use a one-second lifetime).
+    access_token_minutes: Annotated[float, Field(gt=0, le=24 * 60)] = 15
+    refresh_token_days: Annotated[float, Field(gt=0, le=365)] = 7
+    # Request bodies larger than this are refused with 413 (declared or streamed).
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+    # Comma-separated browser origins allowed by CORS, e.g. "https://perfwatch.example.com".
+    # Empty (the default) sends no CORS headers: browsers on other origins are refused.
+    cors_origins: str = ""
+
     admin_username: str = "admin"
     admin_password: str | None = None
     admin_email: str | None = None
@@ -160,6 +170,22 @@ class Settings(BaseSettings):
                 '(e.g. python -c "import secrets; print(secrets.token_urlsafe(48))")'
             )
         return self
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_cors_origins(cls, value: str) -> str:
+        for origin in (item.strip() for item in value.split(",")):
+            if origin and origin != "*" and not origin.startswith(("http://", "https://")):
+                raise ValueError(
+                    f"{origin!r} is not an origin; expected e.g. https://perfwatch.example.com"
+                )
+        return value
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [
+            origin.strip().rstrip("/") for origin in self.cors_origins.split(",") if origin.strip()
+        ]
 
     @property
     def is_embedded(self) -> bool:

@@ -1,24 +1,67 @@
 """Domain errors: raised by services and repositories, translated to HTTP or CLI output at the
-edge."""
+edge (``perfwatch.api.errors`` maps each class to a status and the one JSON error shape)."""
 
 from __future__ import annotations
 
 
 class PerfWatchError(Exception):
-    """Base class for errors whose message is safe and useful to show a user."""
+    """Base class for errors whose message is safe and useful to show a user.
+
+    ``code`` is the machine-readable code an API client sees; subclasses set a default and a
+    raiser may pass a more precise one (``AuthenticationError("...", code="token_expired")``).
+    """
+
+    code: str = "error"
+
+    def __init__(self, message: str = "", *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+    @property
+    def message(self) -> str:
+        return str(self)
 
 
 class NotFoundError(PerfWatchError):
-    pass
+    code = "not_found"
 
 
 class ConflictError(PerfWatchError):
     """A uniqueness or integrity rule would be broken (e.g. a duplicate username)."""
 
+    code = "conflict"
+
 
 class InvalidQueryError(PerfWatchError):
     """A list/filter/sort request names a field or operator that is not allowed."""
 
+    code = "invalid_query"
+
 
 class ValidationFailedError(PerfWatchError):
     """Input that is well-formed but breaks a domain rule."""
+
+    code = "validation_failed"
+
+
+class AuthenticationError(PerfWatchError):
+    """Missing, invalid, expired or revoked credentials (HTTP 401)."""
+
+    code = "not_authenticated"
+
+
+class PermissionDeniedError(PerfWatchError):
+    """Authenticated, but the role does not allow this (HTTP 403)."""
+
+    code = "permission_denied"
+
+
+class TooManyRequestsError(PerfWatchError):
+    """Throttled; ``retry_after`` is the number of seconds until a retry can succeed."""
+
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = max(1, int(retry_after))

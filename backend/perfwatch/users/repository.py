@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import uuid
 from typing import ClassVar
 
-from sqlalchemy import func
+from sqlalchemy import func, select
 
 from perfwatch.kit.repository import Repository
-from perfwatch.models import User
+from perfwatch.models import User, UserRole
 
 
 class UserRepository(Repository[User]):
@@ -40,3 +41,14 @@ class UserRepository(Repository[User]):
     async def list_active(self, *, limit: int = 50, offset: int = 0) -> list[User]:
         page = await self.list(filters={"is_active": True}, limit=limit, offset=offset)
         return page.items
+
+    async def active_admin_ids(self, *, lock: bool = False) -> list[uuid.UUID]:
+        """Ids of the active, non-deleted administrators. ``lock``: ``FOR UPDATE`` on
+        PostgreSQL, so two requests demoting two admins at once cannot leave none (SQLite
+        serialises writers anyway and ignores the clause)."""
+        query = select(User.id).where(
+            User.role == UserRole.ADMIN, User.is_active.is_(True), User.deleted_at.is_(None)
+        )
+        if lock:
+            query = query.with_for_update()
+        return list((await self.session.execute(query)).scalars())

@@ -1,0 +1,1 @@
+"""The HTTP API under /api/v1: error shape, middleware, shared dependencies, the router."""

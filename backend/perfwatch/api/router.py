@@ -1,0 +1,14 @@
+"""``api_router``: every domain router under ``/api/v1``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from perfwatch.auth.router import router as auth_router
+from perfwatch.users.router import router as users_router
+
+API_PREFIX = "/api/v1"
+
+api_router = APIRouter(prefix=API_PREFIX)
+api_router.include_router(auth_router)
+api_router.include_router(users_router)

@@ -1,0 +1,1 @@
+"""Authentication: JWT access and refresh tokens, login throttling, role checks."""

@@ -1,0 +1,61 @@
+"""Token revocation kept in the cache (Redis, or the in-process cache).
+
+Two records, each kept only as long as a token it concerns can still be valid:
+
+* ``perfwatch:auth:revoked_before:<user id>`` — a UNIX time. Every token of that user issued at
+  or before it is refused (access and refresh alike). Set when the password changes and when a
+  refresh token is reused; TTL = the refresh-token lifetime, after which every older token has
+  expired anyway.
+* ``perfwatch:auth:refresh_used:<jti>`` — a refresh token already exchanged. ``INCR`` makes the
+  check-and-mark atomic, so two concurrent refreshes with one token cannot both succeed.
+  TTL = until that token expires.
+
+Why the cache and not a database column: no migration, one key read per request, and a
+revocation reaches every replica through Redis. The price: with Redis's ``allkeys-lru``
+eviction under memory pressure (or a Redis restart) the records can be lost, and revoked tokens
+would work again until they expire — at most ``ACCESS_TOKEN_MINUTES`` for access tokens and
+``REFRESH_TOKEN_DAYS`` for refresh tokens. Deactivating or deleting a user is immediate and does
+not depend on the cache: every request loads the user from the database.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from perfwatch.auth.tokens import TokenClaims, TokenType, lifetime_seconds
+from perfwatch.cache import Cache
+from perfwatch.config import Settings
+
+REVOKED_BEFORE_KEY = "perfwatch:auth:revoked_before:{user_id}"
+REFRESH_USED_KEY = "perfwatch:auth:refresh_used:{jti}"
+
+
+async def revoke_tokens_issued_before(
+    cache: Cache, settings: Settings, user_id: uuid.UUID, *, now: float | None = None
+) -> float:
+    """Refuse every token of ``user_id`` issued up to now; return the cut-off time."""
+    cutoff = time.time() if now is None else now
+    await cache.set(
+        REVOKED_BEFORE_KEY.format(user_id=user_id),
+        repr(cutoff),
+        ttl_seconds=lifetime_seconds(settings, TokenType.REFRESH),
+    )
+    return cutoff
+
+
+async def is_revoked(cache: Cache, claims: TokenClaims) -> bool:
+    cutoff = await cache.get(REVOKED_BEFORE_KEY.format(user_id=claims.user_id))
+    if cutoff is None:
+        return False
+    try:
+        return claims.issued_at <= float(cutoff)
+    except ValueError:  # unreadable record: fail closed
+        return True
+
+
+async def mark_refresh_used(cache: Cache, claims: TokenClaims) -> bool:
+    """Record that this refresh token has been exchanged; False if it already was."""
+    remaining = max(1.0, claims.expires_at - time.time())
+    uses = await cache.incr(REFRESH_USED_KEY.format(jti=claims.jti), ttl_seconds=remaining)
+    return uses == 1
