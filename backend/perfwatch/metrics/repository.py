@@ -5,14 +5,17 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, cast
 
-from sqlalchemy import CursorResult, and_, or_, select, text
+from sqlalchemy import CursorResult, String, TextClause, and_, bindparam, column, or_, select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from perfwatch.db.types import UTCDateTime
 from perfwatch.errors import InvalidQueryError
 from perfwatch.kit.repository import MAX_PAGE_SIZE, Repository
 from perfwatch.models import MetricSnapshot
@@ -82,6 +85,216 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raise InvalidQueryError(
             "cursor is malformed; pass the next_cursor of a previous page"
         ) from None
+
+
+# ----- read side for the HTTP API: downsampled series, summaries, hosts ----------------------
+# A field is a dotted path into the document ("percent", "virtual.percent", "load_average.1m",
+# "per_core.0"). Only this shape is accepted; the path then travels as a bound parameter (a
+# text[] for PostgreSQL's #>, a JSON path for SQLite's json_extract), never as SQL text.
+FIELD_PATH_PATTERN = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
+MAX_FIELD_PATH_LENGTH = 200
+MAX_FIELD_PATH_DEPTH = 8
+MAX_FIELDS = 20
+# Origin of the time buckets: buckets are aligned to whole multiples of the step since the Unix
+# epoch, so a chart refreshed a few seconds later gets the same bucket boundaries.
+_BUCKET_ORIGIN = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def validate_fields(fields: Sequence[str]) -> list[str]:
+    """The requested field paths, checked and de-duplicated (order kept)."""
+    if isinstance(fields, str):
+        fields = [fields]
+    if not fields:
+        raise InvalidQueryError("name at least one numeric field, e.g. fields=percent")
+    unique = list(dict.fromkeys(fields))
+    if len(unique) > MAX_FIELDS:
+        raise InvalidQueryError(f"at most {MAX_FIELDS} fields per query, got {len(unique)}")
+    for path in unique:
+        if (
+            not isinstance(path, str)
+            or len(path) > MAX_FIELD_PATH_LENGTH
+            or FIELD_PATH_PATTERN.fullmatch(path) is None
+        ):
+            raise InvalidQueryError(
+                f"field {str(path)[:80]!r} is not a valid path: use dot-separated names of "
+                "letters, digits and underscores, e.g. 'percent', 'virtual.percent', "
+                "'load_average.1m'"
+            )
+        if path.count(".") >= MAX_FIELD_PATH_DEPTH:
+            raise InvalidQueryError(
+                f"field {path!r} is nested too deeply (at most {MAX_FIELD_PATH_DEPTH} levels)"
+            )
+    return unique
+
+
+def _sqlite_json_path(path: str) -> str:
+    """``a.b.0`` → ``$."a"."b"[0]``: keys quoted (safe: the pattern allows no quote), a segment
+    of digits only is an array index (``per_core.0``). PostgreSQL's ``#>`` resolves a digit
+    segment as an array index or an object key, whichever the value is; SQLite treats it as an
+    index only."""
+    parts = ["$"]
+    for segment in path.split("."):
+        parts.append(f"[{segment}]" if segment.isdigit() else f'."{segment}"')
+    return "".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldStats:
+    avg: float | None
+    min: float | None
+    max: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """One time bucket ``[start, start + step)``: ``count`` snapshots, stats per field (None
+    where no snapshot of the bucket had a number at that path)."""
+
+    start: datetime
+    count: int
+    fields: dict[str, FieldStats]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSummary:
+    count: int  # snapshots with a number at this path
+    min: float | None
+    avg: float | None
+    max: float | None
+    p95: float | None  # continuous percentile (interpolated), as percentile_cont(0.95)
+
+
+@dataclass(frozen=True, slots=True)
+class RangeSummary:
+    count: int  # snapshots in the range
+    fields: dict[str, FieldSummary]
+
+
+@dataclass(frozen=True, slots=True)
+class HostSeen:
+    host: str
+    last_seen: datetime
+    metric_types: dict[str, datetime]  # type → its newest snapshot's time
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+class _SnapshotQueries:
+    """SQL text of the read-side queries for one dialect; field values are bound parameters."""
+
+    def __init__(self, dialect: str, fields: Sequence[str]) -> None:
+        self.postgres = dialect == "postgresql"
+        # PostgreSQL: OFFSET 0 stops the planner from merging the inner query into the outer.
+        self.fence = " OFFSET 0" if self.postgres else ""
+        self.fields = list(fields)
+        self.params: dict[str, Any] = {}
+        self.values: list[str] = []  # SQL expression of field i's number (NULL if not one)
+        for index, path in enumerate(self.fields):
+            name = f"path_{index}"
+            if self.postgres:
+                # jsonb_typeof guards the cast: strings, booleans, null and objects give NULL.
+                # The text form (#>>) of a JSON number casts to double precision directly.
+                self.params[name] = path.split(".")
+                self.values.append(
+                    f"CASE WHEN jsonb_typeof(s.metric_data #> CAST(:{name} AS text[])) = 'number' "
+                    f"THEN CAST(s.metric_data #>> CAST(:{name} AS text[]) AS double precision) END"
+                )
+            else:
+                self.params[name] = _sqlite_json_path(path)
+                self.values.append(
+                    f"CASE WHEN json_type(s.metric_data, :{name}) IN ('integer', 'real') "
+                    f"THEN json_extract(s.metric_data, :{name}) END"
+                )
+
+    # The rows of one host and type in [start, end): served by the unique index
+    # (host, metric_type, captured_at) and, on PostgreSQL, pruned to the day partitions.
+    WHERE = (
+        "s.host = :host AND s.metric_type = :metric_type "
+        "AND s.captured_at >= :start AND s.captured_at < :end"
+    )
+
+    def value_columns(self) -> str:
+        return ", ".join(f"{value} AS v{index}" for index, value in enumerate(self.values))
+
+    def downsample(self) -> str:
+        aggregates = "".join(
+            f", avg(v.v{i}), min(v.v{i}), max(v.v{i})" for i in range(len(self.fields))
+        )
+        if self.postgres:
+            bucket = (
+                "date_bin(CAST(:width AS interval), s.captured_at, CAST(:origin AS timestamptz))"
+            )
+        else:
+            # Whole seconds since the epoch, floored to a multiple of the step (also below 0).
+            epoch = "CAST(strftime('%s', s.captured_at) AS INTEGER)"
+            bucket = f"({epoch} - ((({epoch} % :step) + :step) % :step))"
+        # OFFSET 0 keeps the inner query a separate step: each value is extracted once per row
+        # (not once per aggregate), and the planner, blind to the bucket's statistics, groups
+        # the few buckets in a hash table instead of sorting every row.
+        return (
+            f"SELECT v.bucket, count(*){aggregates} "
+            f"FROM (SELECT {bucket} AS bucket, {self.value_columns()} "
+            f"FROM metric_snapshots s WHERE {self.WHERE}{self.fence}) AS v "
+            "GROUP BY v.bucket ORDER BY v.bucket"
+        )
+
+    def summary(self) -> str:
+        parts = []
+        for i in range(len(self.fields)):
+            parts.append(f"count(v.v{i}), min(v.v{i}), avg(v.v{i}), max(v.v{i})")
+            if self.postgres:
+                parts.append(f"percentile_cont(0.95) WITHIN GROUP (ORDER BY v.v{i})")
+        return (
+            f"SELECT count(*), {', '.join(parts)} "
+            f"FROM (SELECT {self.value_columns()} "
+            f"FROM metric_snapshots s WHERE {self.WHERE}{self.fence}) AS v"
+        )
+
+    def nth_values(self, index: int) -> str:
+        """SQLite's percentile: the sorted numbers of field ``index`` from an offset."""
+        return (
+            f"SELECT v.v{index} FROM (SELECT {self.values[index]} AS v{index} "
+            f"FROM metric_snapshots s WHERE {self.WHERE}) AS v "
+            f"WHERE v.v{index} IS NOT NULL ORDER BY v.v{index} LIMIT 2 OFFSET :offset"
+        )
+
+
+def _range_params(host: str, metric_type: str, start: datetime, end: datetime) -> dict[str, Any]:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise InvalidQueryError("start and end must be timezone-aware")
+    if start >= end:
+        raise InvalidQueryError("start must be before end")
+    return {"host": host, "metric_type": metric_type, "start": start, "end": end}
+
+
+def _typed(statement: str) -> TextClause:
+    return text(statement).bindparams(
+        bindparam("start", type_=UTCDateTime()), bindparam("end", type_=UTCDateTime())
+    )
+
+
+_HOSTS_LAST_SEEN = text(
+    "WITH RECURSIVE hosts(host) AS ("
+    " SELECT (SELECT host FROM metric_snapshots ORDER BY host LIMIT 1)"
+    " UNION ALL"
+    " SELECT (SELECT m.host FROM metric_snapshots m WHERE m.host > hosts.host"
+    "  ORDER BY m.host LIMIT 1) FROM hosts WHERE hosts.host IS NOT NULL"
+    "), pairs(host, metric_type) AS ("
+    " SELECT h.host, (SELECT m.metric_type FROM metric_snapshots m WHERE m.host = h.host"
+    "  ORDER BY m.metric_type LIMIT 1) FROM hosts h WHERE h.host IS NOT NULL"
+    " UNION ALL"
+    " SELECT p.host, (SELECT m.metric_type FROM metric_snapshots m WHERE m.host = p.host"
+    "  AND m.metric_type > p.metric_type ORDER BY m.metric_type LIMIT 1)"
+    " FROM pairs p WHERE p.metric_type IS NOT NULL"
+    ") SELECT p.host, p.metric_type, (SELECT m.captured_at FROM metric_snapshots m"
+    " WHERE m.host = p.host AND m.metric_type = p.metric_type"
+    " ORDER BY m.captured_at DESC LIMIT 1) AS last_seen"
+    " FROM pairs p WHERE p.metric_type IS NOT NULL ORDER BY p.host, p.metric_type"
+).columns(
+    column("host", String()), column("metric_type", String()), column("last_seen", UTCDateTime())
+)
 
 
 class SnapshotRepository(Repository[MetricSnapshot]):
@@ -287,3 +500,124 @@ class SnapshotRepository(Repository[MetricSnapshot]):
         has_more = len(items) > limit
         items = items[:limit]
         return SnapshotPage(items=items, next_cursor=encode_cursor(items[-1]) if has_more else None)
+
+    async def downsample(
+        self,
+        *,
+        host: str,
+        metric_type: str,
+        start: datetime,
+        end: datetime,
+        fields: Sequence[str],
+        step_seconds: int,
+    ) -> list[Bucket]:
+        """Buckets of ``step_seconds`` (aligned to the Unix epoch) over ``[start, end)`` with
+        avg/min/max per field, oldest first. Buckets without any snapshot are left out; values
+        that are missing or not numbers (null, strings, booleans, objects) are ignored."""
+        paths = validate_fields(fields)
+        params = _range_params(host, metric_type, start, end)
+        if not isinstance(step_seconds, int) or step_seconds < 1:
+            raise InvalidQueryError(
+                f"step must be a whole number of seconds ≥ 1, got {step_seconds}"
+            )
+        queries = _SnapshotQueries(self._dialect(), paths)
+        params.update(queries.params)
+        if queries.postgres:
+            params.update(width=timedelta(seconds=step_seconds), origin=_BUCKET_ORIGIN)
+        else:
+            params["step"] = step_seconds
+        rows = (await self.session.execute(_typed(queries.downsample()), params)).all()
+        buckets = []
+        for row in rows:
+            bucket_start = row[0]
+            if not isinstance(bucket_start, datetime):
+                bucket_start = _BUCKET_ORIGIN + timedelta(seconds=int(bucket_start))
+            stats = {
+                path: FieldStats(
+                    avg=_float(row[2 + 3 * i]),
+                    min=_float(row[3 + 3 * i]),
+                    max=_float(row[4 + 3 * i]),
+                )
+                for i, path in enumerate(paths)
+            }
+            buckets.append(
+                Bucket(start=bucket_start.astimezone(UTC), count=int(row[1]), fields=stats)
+            )
+        return buckets
+
+    async def summarize(
+        self,
+        *,
+        host: str,
+        metric_type: str,
+        start: datetime,
+        end: datetime,
+        fields: Sequence[str],
+    ) -> RangeSummary:
+        """min/avg/max/p95 per field over ``[start, end)``.
+
+        PostgreSQL: one statement, ``percentile_cont(0.95)``. SQLite has no percentile
+        aggregate: after the count/min/avg/max statement, one ``ORDER BY … LIMIT 2 OFFSET k``
+        query per field fetches the two values around rank ``0.95 * (n - 1)`` and interpolates
+        as ``percentile_cont`` does; no more than two rows per field reach Python.
+        """
+        paths = validate_fields(fields)
+        params = _range_params(host, metric_type, start, end)
+        queries = _SnapshotQueries(self._dialect(), paths)
+        params.update(queries.params)
+        row = (await self.session.execute(_typed(queries.summary()), params)).one()
+        width = 5 if queries.postgres else 4
+        summaries: dict[str, FieldSummary] = {}
+        for i, path in enumerate(paths):
+            base = 1 + width * i
+            count = int(row[base])
+            if queries.postgres:
+                p95 = _float(row[base + 4])
+            else:
+                p95 = await self._sqlite_p95(queries, i, count, params)
+            summaries[path] = FieldSummary(
+                count=count,
+                min=_float(row[base + 1]),
+                avg=_float(row[base + 2]),
+                max=_float(row[base + 3]),
+                p95=p95,
+            )
+        return RangeSummary(count=int(row[0]), fields=summaries)
+
+    async def _sqlite_p95(
+        self, queries: _SnapshotQueries, index: int, count: int, params: dict[str, Any]
+    ) -> float | None:
+        if count == 0:
+            return None
+        rank = 0.95 * (count - 1)
+        lower = math.floor(rank)
+        values = [
+            float(value)
+            for value in (
+                await self.session.execute(
+                    _typed(queries.nth_values(index)), {**params, "offset": lower}
+                )
+            ).scalars()
+        ]
+        if len(values) == 1 or rank == lower:
+            return values[0]
+        return values[0] + (values[1] - values[0]) * (rank - lower)
+
+    async def hosts_last_seen(self) -> list[HostSeen]:
+        """Every host with its newest snapshot time (overall and per type), by host name.
+
+        Index skip-scans in one statement: hosts, then each host's types through the unique
+        index (host, metric_type, captured_at), then the newest row of each pair (on
+        PostgreSQL an ordered append that stops in the newest partition holding one).
+        """
+        seen: dict[str, dict[str, datetime]] = {}
+        for host, metric_type, last_seen in await self.session.execute(_HOSTS_LAST_SEEN):
+            if last_seen is not None:
+                seen.setdefault(host, {})[metric_type] = last_seen
+        return [
+            HostSeen(host=host, last_seen=max(types.values()), metric_types=types)
+            for host, types in seen.items()
+        ]
+
+    def _dialect(self) -> str:
+        return self.session.get_bind().dialect.name

@@ -1,0 +1,312 @@
+"""Read side of the metrics API: types, hosts, latest values, downsampled series, raw pages and
+summaries. No HTTP here; routers call :class:`MetricsService` and return its models.
+
+Errors: an unknown metric type raises :class:`UnknownMetricTypeError` (a ``NotFoundError``,
+message listing the known types); bad ranges, steps, limits, cursors or field paths raise
+``InvalidQueryError``. An unknown host is not an error: results are empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from perfwatch.bootstrap.defaults import METRIC_TYPES
+from perfwatch.cache import Cache
+from perfwatch.errors import InvalidQueryError, NotFoundError
+from perfwatch.kit.repository import MAX_PAGE_SIZE
+from perfwatch.metrics.repository import SnapshotRepository, validate_fields
+from perfwatch.metrics.schemas import (
+    FieldStats,
+    FieldSummary,
+    HostInfo,
+    HostList,
+    LatestSnapshot,
+    MetricTypeList,
+    RawPage,
+    RawSnapshot,
+    Series,
+    SeriesBucket,
+    Source,
+    Summary,
+)
+from perfwatch.sampler.publisher import latest_key
+
+logger = logging.getLogger("perfwatch.metrics.service")
+
+DEFAULT_MAX_POINTS = 1500  # the `api.max_points` default
+MAX_POINTS_LIMIT = 10_000
+CACHE_TIMEOUT_SECONDS = 0.5
+# Bucket widths in seconds; wider ranges use whole days.
+NICE_STEPS = (1, 5, 10, 30, 60, 300, 900, 3600, 21_600, 86_400)
+
+
+class UnknownMetricTypeError(NotFoundError):
+    def __init__(self, metric_type: str, known: Sequence[str]) -> None:
+        self.metric_type = metric_type
+        self.known = list(known)
+        super().__init__(f"unknown metric type {metric_type[:64]!r}; known: {', '.join(known)}")
+
+
+@dataclass
+class LatestLookupStats:
+    """Latest-value lookups: served by the cache (hits), missing there (misses), cache errors
+    or timeouts (errors, also served from the database). Process-wide by default."""
+
+    hits: int = 0
+    misses: int = 0
+    errors: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"hits": self.hits, "misses": self.misses, "errors": self.errors}
+
+
+LATEST_LOOKUP_STATS = LatestLookupStats()
+
+
+def bucket_count(start: datetime, end: datetime, step_seconds: int) -> int:
+    """Epoch-aligned buckets of ``step_seconds`` that ``[start, end)`` touches."""
+    step_us = step_seconds * 1_000_000
+    first = _epoch_us(start) // step_us
+    last = (_epoch_us(end) - 1) // step_us
+    return last - first + 1
+
+
+def choose_step(start: datetime, end: datetime, step: timedelta | None, max_points: int) -> int:
+    """Bucket width in seconds: at least ``step`` and ``span / max_points``, rounded up to a
+    nice width (1s 5s 10s 30s 1m 5m 15m 1h 6h 1d, then whole days), widened further if the
+    epoch-aligned buckets covering the range would still exceed ``max_points``."""
+    if not 1 <= max_points <= MAX_POINTS_LIMIT:
+        raise InvalidQueryError(f"max_points must be between 1 and {MAX_POINTS_LIMIT}")
+    if start >= end:
+        raise InvalidQueryError("start must be before end")
+    requested = 1.0 if step is None else step.total_seconds()
+    if requested <= 0:
+        raise InvalidQueryError("step must be positive")
+    span = (end - start).total_seconds()
+    width = max(requested, span / max_points, 1.0)
+    candidate = next((nice for nice in NICE_STEPS if nice >= width), None)
+    if candidate is None:
+        candidate = math.ceil(width / 86_400) * 86_400
+    while bucket_count(start, end, candidate) > max_points:
+        index = NICE_STEPS.index(candidate) if candidate in NICE_STEPS[:-1] else None
+        candidate = NICE_STEPS[index + 1] if index is not None else candidate + 86_400
+    return candidate
+
+
+class MetricsService:
+    """One per request (it holds the request's session); counters are shared via ``stats``."""
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        cache: Cache | None,
+        *,
+        stats: LatestLookupStats | None = None,
+        cache_timeout: float = CACHE_TIMEOUT_SECONDS,
+    ) -> None:
+        self.session = session
+        self.cache = cache
+        self.repository = SnapshotRepository(session)
+        self.stats = LATEST_LOOKUP_STATS if stats is None else stats
+        self.cache_timeout = cache_timeout
+
+    # ----- catalogue ----------------------------------------------------------------------
+    async def types(self) -> MetricTypeList:
+        stored = await self.repository.distinct_metric_types()
+        extra = sorted(set(stored) - set(METRIC_TYPES))
+        return MetricTypeList(metric_types=[*METRIC_TYPES, *extra])
+
+    async def hosts(self) -> HostList:
+        seen = await self.repository.hosts_last_seen()
+        return HostList(
+            hosts=[
+                HostInfo(host=h.host, last_seen=h.last_seen, metric_types=h.metric_types)
+                for h in seen
+            ]
+        )
+
+    async def check_type(self, metric_type: str) -> None:
+        """Known (the sampler's types, or any type stored), else :class:`UnknownMetricTypeError`."""
+        if metric_type in METRIC_TYPES:
+            return
+        stored = await self.repository.distinct_metric_types()
+        if metric_type not in stored:
+            known = [*METRIC_TYPES, *sorted(set(stored) - set(METRIC_TYPES))]
+            raise UnknownMetricTypeError(metric_type, known)
+
+    # ----- latest -------------------------------------------------------------------------
+    async def latest(self, host: str, metric_type: str) -> tuple[LatestSnapshot | None, Source]:
+        """The newest snapshot: from the cache when it has one, else from the database (also
+        when the cache fails or is slower than ``cache_timeout``). ``(None, "database")`` when
+        the host has no snapshot of this type."""
+        await self.check_type(metric_type)
+        cached = await self._from_cache(host, metric_type)
+        if cached is not None:
+            return cached, "cache"
+        snapshot = await self.repository.latest(host, metric_type)
+        if snapshot is None:
+            return None, "database"
+        return (
+            LatestSnapshot(
+                host=snapshot.host,
+                metric_type=snapshot.metric_type,
+                captured_at=snapshot.captured_at,
+                data=snapshot.metric_data,
+                source="database",
+            ),
+            "database",
+        )
+
+    async def _from_cache(self, host: str, metric_type: str) -> LatestSnapshot | None:
+        if self.cache is None:
+            self.stats.misses += 1
+            return None
+        try:
+            async with asyncio.timeout(self.cache_timeout):
+                raw = await self.cache.get(latest_key(host, metric_type))
+        except Exception as exc:
+            self.stats.errors += 1
+            logger.debug("latest-value cache unavailable: %s", exc)
+            return None
+        if raw is None:
+            self.stats.misses += 1
+            return None
+        try:
+            message: dict[str, Any] = json.loads(raw)
+            result = LatestSnapshot(
+                host=message["host"],
+                metric_type=message["metric_type"],
+                captured_at=message["captured_at"],
+                data=message["data"],
+                source="cache",
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            self.stats.errors += 1
+            logger.warning(
+                "unreadable latest value in the cache for %s/%s: %s", host, metric_type, exc
+            )
+            return None
+        self.stats.hits += 1
+        return result
+
+    # ----- ranges -------------------------------------------------------------------------
+    async def series(
+        self,
+        host: str,
+        metric_type: str,
+        start: datetime,
+        end: datetime,
+        fields: Sequence[str],
+        step: timedelta | None = None,
+        max_points: int = DEFAULT_MAX_POINTS,
+    ) -> Series:
+        """Downsampled series: avg/min/max per field in epoch-aligned buckets of the chosen
+        ``step_seconds`` (see :func:`choose_step`); never more than ``max_points`` buckets."""
+        paths = validate_fields(fields)
+        _check_range(start, end)
+        await self.check_type(metric_type)
+        width = choose_step(start, end, step, max_points)
+        buckets = await self.repository.downsample(
+            host=host,
+            metric_type=metric_type,
+            start=start,
+            end=end,
+            fields=paths,
+            step_seconds=width,
+        )
+        return Series(
+            host=host,
+            metric_type=metric_type,
+            start=start,
+            end=end,
+            step_seconds=width,
+            fields=paths,
+            buckets=[
+                SeriesBucket(
+                    start=bucket.start,
+                    count=bucket.count,
+                    fields={
+                        path: FieldStats(avg=stats.avg, min=stats.min, max=stats.max)
+                        for path, stats in bucket.fields.items()
+                    },
+                )
+                for bucket in buckets
+            ],
+        )
+
+    async def raw(
+        self,
+        host: str,
+        metric_type: str,
+        start: datetime,
+        end: datetime,
+        cursor: str | None = None,
+        limit: int = 500,
+    ) -> RawPage:
+        """Stored snapshots oldest first, ``limit`` (1..1000) per keyset page."""
+        _check_range(start, end)
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise InvalidQueryError(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
+        await self.check_type(metric_type)
+        page = await self.repository.range(
+            metric_type=metric_type, host=host, start=start, end=end, limit=limit, cursor=cursor
+        )
+        return RawPage(
+            host=host,
+            metric_type=metric_type,
+            start=start,
+            end=end,
+            items=[
+                RawSnapshot(id=item.id, captured_at=item.captured_at, data=item.metric_data)
+                for item in page.items
+            ],
+            next_cursor=page.next_cursor,
+        )
+
+    async def summary(
+        self, host: str, metric_type: str, start: datetime, end: datetime, fields: Sequence[str]
+    ) -> Summary:
+        """count/min/avg/max/p95 per field over ``[start, end)``."""
+        paths = validate_fields(fields)
+        _check_range(start, end)
+        await self.check_type(metric_type)
+        result = await self.repository.summarize(
+            host=host, metric_type=metric_type, start=start, end=end, fields=paths
+        )
+        return Summary(
+            host=host,
+            metric_type=metric_type,
+            start=start,
+            end=end,
+            count=result.count,
+            fields={
+                path: FieldSummary(
+                    count=item.count, min=item.min, avg=item.avg, max=item.max, p95=item.p95
+                )
+                for path, item in result.fields.items()
+            },
+        )
+
+
+def _check_range(start: datetime, end: datetime) -> None:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise InvalidQueryError("start and end must be timezone-aware")
+    if start >= end:
+        raise InvalidQueryError("start must be before end")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _epoch_us(moment: datetime) -> int:
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
