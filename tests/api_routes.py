@@ -44,6 +44,16 @@ API_ROUTES: list[ApiRoute] = [
     ApiRoute("PATCH", "/api/v1/users/{user_id}", ADMIN, json={"full_name": "X"}),
     ApiRoute("DELETE", "/api/v1/users/{user_id}", ADMIN),
     ApiRoute("POST", "/api/v1/users/{user_id}/restore", ADMIN),
+    # configuration
+    ApiRoute("GET", "/api/v1/config", MEMBER),
+    ApiRoute("GET", "/api/v1/config/{key}", MEMBER),
+    ApiRoute("PUT", "/api/v1/config/{key}", ADMIN, json={"value": 1}),
+    # archive policies
+    ApiRoute("GET", "/api/v1/archive-policies", ADMIN),
+    ApiRoute("POST", "/api/v1/archive-policies", ADMIN, json={"metric_type": "x"}),
+    ApiRoute("GET", "/api/v1/archive-policies/{policy_id}", ADMIN),
+    ApiRoute("PATCH", "/api/v1/archive-policies/{policy_id}", ADMIN, json={"enabled": True}),
+    ApiRoute("DELETE", "/api/v1/archive-policies/{policy_id}", ADMIN),
 ]
 
 ROLE_RANK = {VIEWER: 0, MEMBER: 1, ADMIN: 2}

@@ -19,6 +19,8 @@ from perfwatch.bootstrap.seed import MAX_SEED_DAYS, plan_seed, seed_history
 from perfwatch.cache import build_cache, check_cache
 from perfwatch.config import Environment, Settings, SettingsError, get_settings
 from perfwatch.config_store.repository import ConfigRepository
+from perfwatch.config_store.service import ConfigService
+from perfwatch.config_store.validation import validate_value
 from perfwatch.db import migrations
 from perfwatch.db.session import check_database, close_database, init_database, unit_of_work
 from perfwatch.errors import PerfWatchError
@@ -261,18 +263,26 @@ def config_get(key: str | None = typer.Argument(None, help="Omit to list every e
 def config_set(
     key: str, value: str = typer.Argument(..., help="A JSON value; bare words are strings.")
 ) -> None:
-    """Set a configuration entry."""
+    """Set a configuration entry. Known keys are checked as the API checks them; other keys are
+    stored as given."""
     try:
         parsed: Any = json.loads(value)
     except json.JSONDecodeError:
         parsed = value
+    try:
+        parsed = validate_value(key, parsed)  # before touching the database
+    except PerfWatchError as exc:
+        _fail(str(exc))
 
-    async def work() -> None:
+    async def work() -> Any:
         async with unit_of_work() as session:
-            await ConfigRepository(session).set_value(key, parsed, updated_by="cli")
+            entry = await ConfigService(session).set_entry(
+                key, parsed, updated_by="cli", allow_unknown=True
+            )
+            return entry.value
 
-    _run(work)
-    typer.echo(f"{key} = {json.dumps(parsed)}")
+    stored = _run(work)
+    typer.echo(f"{key} = {json.dumps(stored)}")
 
 
 # ----- check / serve ---------------------------------------------------------------------------

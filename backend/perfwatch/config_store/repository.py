@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import builtins
+from datetime import datetime
 from typing import Any, ClassVar, TypeVar, overload
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from perfwatch.errors import ValidationFailedError
 from perfwatch.kit.repository import Repository
@@ -56,7 +58,14 @@ class ConfigRepository(Repository[ConfigEntry]):
             changes["description"] = description
         return await self.update(entry, **changes)
 
-    async def as_dict(self) -> dict[str, Any]:
-        # Every entry: a page (at most MAX_PAGE_SIZE rows) would silently drop the rest.
+    async def all(self) -> builtins.list[ConfigEntry]:
+        """Every entry by key: a page (at most MAX_PAGE_SIZE rows) would silently drop the rest."""
         entries = await self.session.execute(select(ConfigEntry).order_by(ConfigEntry.key))
-        return {entry.key: entry.value for entry in entries.scalars()}
+        return list(entries.scalars())
+
+    async def as_dict(self) -> dict[str, Any]:
+        return {entry.key: entry.value for entry in await self.all()}
+
+    async def newest_update(self) -> datetime | None:
+        """The latest ``updated_at`` of any entry (what the sampler's change marker reads)."""
+        return (await self.session.execute(select(func.max(ConfigEntry.updated_at)))).scalar()
