@@ -54,6 +54,13 @@ API_ROUTES: list[ApiRoute] = [
     ApiRoute("GET", "/api/v1/archive-policies/{policy_id}", ADMIN),
     ApiRoute("PATCH", "/api/v1/archive-policies/{policy_id}", ADMIN, json={"enabled": True}),
     ApiRoute("DELETE", "/api/v1/archive-policies/{policy_id}", ADMIN),
+    # metrics
+    ApiRoute("GET", "/api/v1/metrics/types", VIEWER),
+    ApiRoute("GET", "/api/v1/hosts", VIEWER),
+    ApiRoute("GET", "/api/v1/metrics/latest", VIEWER),
+    ApiRoute("GET", "/api/v1/metrics/stream", VIEWER),
+    ApiRoute("GET", "/api/v1/metrics/{metric_type}", VIEWER),
+    ApiRoute("GET", "/api/v1/metrics/{metric_type}/summary", VIEWER),
 ]
 
 ROLE_RANK = {VIEWER: 0, MEMBER: 1, ADMIN: 2}

@@ -20,6 +20,8 @@ from perfwatch.config import Settings, get_settings
 from perfwatch.db.partitions import run_partition_maintenance
 from perfwatch.db.session import close_database, get_sessionmaker, init_database
 from perfwatch.health.router import router as health_router
+from perfwatch.metrics.exposition import RequestCountMiddleware, RequestCounts
+from perfwatch.metrics.router import prometheus_router
 from perfwatch.sampler.runner import SPOOL_FILE, Sampler
 
 logger = logging.getLogger("perfwatch.app")
@@ -73,8 +75,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.include_router(health_router)
     app.include_router(api_router)
+    app.include_router(prometheus_router)
     # Errors: one JSON shape (api/errors.py). The 500 handler runs outside the middleware
     # stack, so it adds the security headers itself.
     install_error_handlers(app, extra_headers=security_headers)
     install_middleware(app, settings)
+    # Outermost: counts every response, the 413s and CORS refusals of the middleware too.
+    app.state.request_counts = RequestCounts()
+    app.add_middleware(RequestCountMiddleware, counts=app.state.request_counts)
     return app

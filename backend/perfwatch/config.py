@@ -113,12 +113,17 @@ class Settings(BaseSettings):
     # Comma-separated browser origins allowed by CORS, e.g. "https://perfwatch.example.com".
     # Empty (the default) sends no CORS headers: browsers on other origins are refused.
     cors_origins: str = ""
+    # GET /metrics (Prometheus) needs a viewer token, or this static bearer token when set
+    # (scrapers cannot log in). Empty: viewer tokens only.
+    metrics_token: str | None = None
 
     admin_username: str = "admin"
     admin_password: str | None = None
     admin_email: str | None = None
 
-    @field_validator("database_url", "redis_url", "admin_password", "admin_email", mode="before")
+    @field_validator(
+        "database_url", "redis_url", "admin_password", "admin_email", "metrics_token", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
@@ -170,6 +175,13 @@ class Settings(BaseSettings):
                 '(e.g. python -c "import secrets; print(secrets.token_urlsafe(48))")'
             )
         return self
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _check_metrics_token(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 16:
+            raise ValueError("use at least 16 random characters (e.g. openssl rand -hex 24)")
+        return value
 
     @field_validator("cors_origins")
     @classmethod

@@ -14,7 +14,7 @@ _T0 = "2026-11-27T10:00:00Z"
 
 class MetricTypeList(BaseModel):
     model_config = ConfigDict(
-        json_schema_extra={"example": {"metric_types": ["cpu", "memory", "disk", "network"]}}
+        json_schema_extra={"examples": [{"metric_types": ["cpu", "memory", "disk", "network"]}]}
     )
 
     metric_types: list[str] = Field(description="Known types first, then other stored ones")
@@ -23,11 +23,16 @@ class MetricTypeList(BaseModel):
 class HostInfo(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
-            "example": {
-                "host": "web-1",
-                "last_seen": "2026-11-27T10:59:59Z",
-                "metric_types": {"cpu": "2026-11-27T10:59:59Z", "system": "2026-11-27T10:59:00Z"},
-            }
+            "examples": [
+                {
+                    "host": "web-1",
+                    "last_seen": "2026-11-27T10:59:59Z",
+                    "metric_types": {
+                        "cpu": "2026-11-27T10:59:59Z",
+                        "system": "2026-11-27T10:59:00Z",
+                    },
+                }
+            ]
         }
     )
 
@@ -37,19 +42,37 @@ class HostInfo(BaseModel):
 
 
 class HostList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "hosts": [
+                        {
+                            "host": "web-1",
+                            "last_seen": "2026-11-27T10:59:59Z",
+                            "metric_types": {"cpu": "2026-11-27T10:59:59Z"},
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+
     hosts: list[HostInfo]
 
 
 class LatestSnapshot(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
-            "example": {
-                "host": "web-1",
-                "metric_type": "cpu",
-                "captured_at": _T0,
-                "data": {"schema_version": 1, "percent": 1.96, "load_average": {"1m": 0.31}},
-                "source": "cache",
-            }
+            "examples": [
+                {
+                    "host": "web-1",
+                    "metric_type": "cpu",
+                    "captured_at": _T0,
+                    "data": {"schema_version": 1, "percent": 1.96, "load_average": {"1m": 0.31}},
+                    "source": "cache",
+                }
+            ]
         }
     )
 
@@ -77,21 +100,23 @@ class SeriesBucket(BaseModel):
 class Series(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
-            "example": {
-                "host": "web-1",
-                "metric_type": "cpu",
-                "start": "2026-11-26T10:00:00Z",
-                "end": _T0,
-                "step_seconds": 60,
-                "fields": ["percent"],
-                "buckets": [
-                    {
-                        "start": "2026-11-26T10:00:00Z",
-                        "count": 60,
-                        "fields": {"percent": {"avg": 12.4, "min": 3.1, "max": 40.2}},
-                    }
-                ],
-            }
+            "examples": [
+                {
+                    "host": "web-1",
+                    "metric_type": "cpu",
+                    "start": "2026-11-26T10:00:00Z",
+                    "end": _T0,
+                    "step_seconds": 60,
+                    "fields": ["percent"],
+                    "buckets": [
+                        {
+                            "start": "2026-11-26T10:00:00Z",
+                            "count": 60,
+                            "fields": {"percent": {"avg": 12.4, "min": 3.1, "max": 40.2}},
+                        }
+                    ],
+                }
+            ]
         }
     )
 
@@ -113,20 +138,22 @@ class RawSnapshot(BaseModel):
 class RawPage(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
-            "example": {
-                "host": "web-1",
-                "metric_type": "memory",
-                "start": "2026-11-27T09:59:00Z",
-                "end": _T0,
-                "items": [
-                    {
-                        "id": 42,
-                        "captured_at": "2026-11-27T09:59:00Z",
-                        "data": {"schema_version": 1, "virtual": {"percent": 2.7}},
-                    }
-                ],
-                "next_cursor": None,
-            }
+            "examples": [
+                {
+                    "host": "web-1",
+                    "metric_type": "memory",
+                    "start": "2026-11-27T09:59:00Z",
+                    "end": _T0,
+                    "items": [
+                        {
+                            "id": 42,
+                            "captured_at": "2026-11-27T09:59:00Z",
+                            "data": {"schema_version": 1, "virtual": {"percent": 2.7}},
+                        }
+                    ],
+                    "next_cursor": None,
+                }
+            ]
         }
     )
 
@@ -149,16 +176,24 @@ class FieldSummary(BaseModel):
 class Summary(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
-            "example": {
-                "host": "web-1",
-                "metric_type": "cpu",
-                "start": "2026-11-26T10:00:00Z",
-                "end": _T0,
-                "count": 86400,
-                "fields": {
-                    "percent": {"count": 86400, "min": 0.5, "avg": 12.4, "max": 99.0, "p95": 61.2}
-                },
-            }
+            "examples": [
+                {
+                    "host": "web-1",
+                    "metric_type": "cpu",
+                    "start": "2026-11-26T10:00:00Z",
+                    "end": _T0,
+                    "count": 86400,
+                    "fields": {
+                        "percent": {
+                            "count": 86400,
+                            "min": 0.5,
+                            "avg": 12.4,
+                            "max": 99.0,
+                            "p95": 61.2,
+                        }
+                    },
+                }
+            ]
         }
     )
 

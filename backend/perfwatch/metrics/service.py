@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from perfwatch.bootstrap.defaults import METRIC_TYPES
 from perfwatch.cache import Cache
-from perfwatch.errors import InvalidQueryError, NotFoundError
+from perfwatch.config_store.repository import ConfigRepository
+from perfwatch.errors import InvalidQueryError, NotFoundError, ValidationFailedError
 from perfwatch.kit.repository import MAX_PAGE_SIZE
 from perfwatch.metrics.repository import SnapshotRepository, validate_fields
 from perfwatch.metrics.schemas import (
@@ -45,6 +46,7 @@ logger = logging.getLogger("perfwatch.metrics.service")
 DEFAULT_MAX_POINTS = 1500  # the `api.max_points` default
 MAX_POINTS_LIMIT = 10_000
 CACHE_TIMEOUT_SECONDS = 0.5
+MAX_HOST_LENGTH = 255
 # Bucket widths in seconds; wider ranges use whole days.
 NICE_STEPS = (1, 5, 10, 30, 60, 300, 900, 3600, 21_600, 86_400)
 
@@ -133,6 +135,35 @@ class MetricsService:
                 for h in seen
             ]
         )
+
+    async def resolve_host(self, host: str | None) -> str:
+        """``host`` when given; else the only host with stored snapshots. Nothing stored →
+        ``NotFoundError``; several hosts → ``ValidationFailedError`` naming them."""
+        if host is not None:
+            if not host.strip() or len(host) > MAX_HOST_LENGTH:
+                raise ValidationFailedError(f"host must be 1 to {MAX_HOST_LENGTH} characters")
+            return host
+        seen = await self.repository.hosts_last_seen()
+        if not seen:
+            raise NotFoundError("no snapshots are stored yet, for any host")
+        if len(seen) > 1:
+            names = ", ".join(item.host for item in seen[:20])
+            more = f" and {len(seen) - 20} more" if len(seen) > 20 else ""
+            raise ValidationFailedError(
+                f"{len(seen)} hosts have data; choose one with host= ({names}{more})"
+            )
+        return seen[0].host
+
+    async def max_points(self) -> int:
+        """``api.max_points`` from the runtime configuration, kept within 1..MAX_POINTS_LIMIT."""
+        try:
+            value = await ConfigRepository(self.session).get_value(
+                "api.max_points", int, DEFAULT_MAX_POINTS
+            )
+        except ValidationFailedError as exc:
+            logger.warning("%s; using %d", exc.message, DEFAULT_MAX_POINTS)
+            return DEFAULT_MAX_POINTS
+        return min(max(value, 1), MAX_POINTS_LIMIT)
 
     async def check_type(self, metric_type: str) -> None:
         """Known (the sampler's types, or any type stored), else :class:`UnknownMetricTypeError`."""
