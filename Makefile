@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help install run test lint format bench seed migrate clean up down logs ps psql redis-cli e2e
+.PHONY: help install run test fuzz lint format bench seed migrate clean up down logs ps psql redis-cli e2e
 
 help:  ## List the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -27,6 +27,12 @@ run: $(STAMP)  ## Serve on the embedded default (SQLite + in-process cache) at 1
 test: $(STAMP)  ## Run the test suite (starts a throwaway PostgreSQL 16 and Redis if none is given)
 	@$(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$status
+
+# Schemathesis over the OpenAPI spec (tests/test_api_fuzz.py): about a minute of generated
+# requests, so `make test` skips it (PERFWATCH_FUZZ unset) and CI runs both.
+fuzz: $(STAMP)  ## Fuzz the HTTP API from its OpenAPI spec: no 5xx, responses as documented
+	@PERFWATCH_FUZZ=1 $(BIN)/pytest tests/test_api_fuzz.py -p no:cacheprovider $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "error: pytest collected no fuzz tests" >&2; exit 1; fi; exit $$status
 
 lint: $(STAMP)  ## ruff lint + format check, mypy on perfwatch/
 	$(BIN)/ruff check --config backend/pyproject.toml backend tests bench

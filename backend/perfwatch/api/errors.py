@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from perfwatch.errors import (
@@ -218,10 +219,21 @@ async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "validation_failed", message, details)
 
 
+# FastAPI's answer to a body it cannot decode at all (bytes that are not UTF-8, a broken form).
+_UNPARSABLE_BODY = "There was an error parsing the body"
+
+
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
     headers = dict(exc.headers or {})
+    if status == 400 and exc.detail == _UNPARSABLE_BODY:
+        # The same answer as for malformed JSON (422 validation_failed), which every route with
+        # a body documents, instead of a 400 that none does.
+        detail = ErrorDetail(
+            location="body", field="", message="the body could not be parsed (send UTF-8 JSON)"
+        )
+        return error_response(422, "validation_failed", "the request body is malformed", [detail])
     if status == 404 and exc.detail == "Not Found":
         message = "no such resource; the API lives under /api/v1 (see /docs)"
     elif status == 405:
@@ -260,8 +272,34 @@ def unexpected_error_handler(
     return unexpected_error
 
 
+# SQLSTATE of text PostgreSQL cannot store: NUL characters (\u0000) in text or JSON.
+_UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
+
+
+async def database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A value the database refused (SQLSTATE class 22, "data exception": NUL in text, a
+    number out of range) came from the client: 422 like any other invalid input. Any other
+    database error goes on to the 500 handler, as before. The transaction is rolled back."""
+    assert isinstance(exc, DBAPIError)
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+    if not sqlstate.startswith("22"):
+        raise exc
+    logger.warning(
+        "database refused a value on %s %s (SQLSTATE %s)",
+        request.method,
+        request.url.path,
+        sqlstate,
+    )
+    if sqlstate in _UNSTORABLE_TEXT:
+        message = "text must not contain NUL (\\u0000) characters"
+    else:
+        message = "a value is out of range or cannot be stored"
+    return error_response(422, "validation_failed", message)
+
+
 def install_error_handlers(app: FastAPI, extra_headers: HeadersFor | None = None) -> None:
     app.add_exception_handler(PerfWatchError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(DBAPIError, database_error)
     app.add_exception_handler(Exception, unexpected_error_handler(extra_headers))
