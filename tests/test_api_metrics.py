@@ -133,11 +133,10 @@ async def test_types_hosts_and_latest_hit_and_miss(api_settings: Settings) -> No
 
 
 class RedisDownForMetrics:
-    """The app's cache with every key but the auth ones on a Redis that is not running.
-
-    Authentication itself reads revocation records from the cache (auth/revocation.py) and does
-    not survive a Redis outage yet, so the outage is simulated for the metrics keys only: the
-    latest values and the live channel hit a real closed port (real redis-py errors)."""
+    """The app's cache with every key but the auth ones on a Redis that is not running: the
+    latest values and the live channel hit a real closed port (real redis-py errors), while the
+    test's token keeps its normal revocation check. (A whole stopped Redis, auth included, is
+    tests/test_api_redis_outage.py.)"""
 
     def __init__(self, real: Any) -> None:
         self.real = real

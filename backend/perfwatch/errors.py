@@ -65,3 +65,9 @@ class TooManyRequestsError(PerfWatchError):
     def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
         super().__init__(message, code=code)
         self.retry_after = max(1, int(retry_after))
+
+
+class ServiceUnavailableError(PerfWatchError):
+    """A dependency this operation cannot do without is away (HTTP 503); retrying later helps."""
+
+    code = "service_unavailable"

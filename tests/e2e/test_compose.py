@@ -7,9 +7,13 @@ left, as an operator's session would.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import psutil
@@ -161,6 +165,31 @@ def test_readiness_answers_200_through_the_published_port(stack: Stack) -> None:
     assert code == 200, body
     assert body["checks"]["database"]["status"] == "ok"
     assert body["checks"]["redis"]["status"] == "ok"
+
+
+def test_login_as_the_init_admin_and_read_the_latest_snapshot(stack: Stack) -> None:
+    logs = stack.run("logs", "backend").stdout
+    found = re.search(r"Generated password for 'admin' \(shown once, store it now\): (\S+)", logs)
+    assert found, logs[-3000:]
+    form = urllib.parse.urlencode({"username": "admin", "password": found.group(1)}).encode()
+    login = urllib.request.Request(
+        stack.url("/api/v1/auth/login"),
+        data=form,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        method="POST",
+    )
+    with urllib.request.urlopen(login, timeout=30) as response:
+        token = json.loads(response.read())["access_token"]
+    latest = urllib.request.Request(
+        stack.url("/api/v1/metrics/latest?type=cpu"), headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(latest, timeout=10) as response:
+        assert response.headers["X-Cache"] == "hit"  # the sampler keeps it in Redis
+        snapshot = json.loads(response.read())
+    assert snapshot["metric_type"] == "cpu"
+    assert 0 <= snapshot["data"]["percent"] <= 100
+    age = time.time() - datetime.fromisoformat(snapshot["captured_at"]).timestamp()
+    assert age < 10, snapshot["captured_at"]
 
 
 def test_restart_and_down_up_keep_the_data(stack: Stack) -> None:

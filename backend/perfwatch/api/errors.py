@@ -26,6 +26,7 @@ from perfwatch.errors import (
     NotFoundError,
     PerfWatchError,
     PermissionDeniedError,
+    ServiceUnavailableError,
     TooManyRequestsError,
     ValidationFailedError,
 )
@@ -43,6 +44,7 @@ STATUS_BY_ERROR: dict[type[PerfWatchError], int] = {
     AuthenticationError: 401,
     PermissionDeniedError: 403,
     TooManyRequestsError: 429,
+    ServiceUnavailableError: 503,
 }
 
 _CODE_BY_STATUS = {
@@ -142,6 +144,11 @@ _EXAMPLES: dict[int, tuple[str, str, str]] = {
         "too_many_requests",
         "Throttled; see Retry-After",
         "too many failed logins; retry in 840 s",
+    ),
+    503: (
+        "cache_unavailable",
+        "A dependency is unavailable; retry later",
+        "sessions cannot be refreshed while the cache (Redis) is unavailable; try again shortly",
     ),
 }
 

@@ -10,6 +10,9 @@ Two records, each kept only as long as a token it concerns can still be valid:
   check-and-mark atomic, so two concurrent refreshes with one token cannot both succeed.
   TTL = until that token expires.
 
+With the cache away, access tokens are accepted without the revocation check (logged), while
+refreshing and revoking answer 503: see ``is_revoked``.
+
 Why the cache and not a database column: no migration, one key read per request, and a
 revocation reaches every replica through Redis. The price: with Redis's ``allkeys-lru``
 eviction under memory pressure (or a Redis restart) the records can be lost, and revoked tokens
@@ -20,12 +23,16 @@ not depend on the cache: every request loads the user from the database.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 
 from perfwatch.auth.tokens import TokenClaims, TokenType, lifetime_seconds
 from perfwatch.cache import Cache
 from perfwatch.config import Settings
+from perfwatch.errors import ServiceUnavailableError
+
+logger = logging.getLogger("perfwatch.auth")
 
 REVOKED_BEFORE_KEY = "perfwatch:auth:revoked_before:{user_id}"
 REFRESH_USED_KEY = "perfwatch:auth:refresh_used:{jti}"
@@ -36,16 +43,37 @@ async def revoke_tokens_issued_before(
 ) -> float:
     """Refuse every token of ``user_id`` issued up to now; return the cut-off time."""
     cutoff = time.time() if now is None else now
-    await cache.set(
-        REVOKED_BEFORE_KEY.format(user_id=user_id),
-        repr(cutoff),
-        ttl_seconds=lifetime_seconds(settings, TokenType.REFRESH),
-    )
+    try:
+        await cache.set(
+            REVOKED_BEFORE_KEY.format(user_id=user_id),
+            repr(cutoff),
+            ttl_seconds=lifetime_seconds(settings, TokenType.REFRESH),
+        )
+    except Exception as exc:
+        raise ServiceUnavailableError(
+            "tokens cannot be revoked while the cache (Redis) is unavailable; "
+            "nothing was changed, try again shortly",
+            code="cache_unavailable",
+        ) from exc
     return cutoff
 
 
 async def is_revoked(cache: Cache, claims: TokenClaims) -> bool:
-    cutoff = await cache.get(REVOKED_BEFORE_KEY.format(user_id=claims.user_id))
+    """Whether ``claims`` were revoked. With the cache away: an access token is let through
+    (it expires within ACCESS_TOKEN_MINUTES, and the account itself is checked in the
+    database on every request) so that reading metrics survives a Redis outage; a refresh
+    token is refused with 503, since it could otherwise outlive a revocation by days."""
+    try:
+        cutoff = await cache.get(REVOKED_BEFORE_KEY.format(user_id=claims.user_id))
+    except Exception as exc:
+        if claims.typ is TokenType.ACCESS:
+            logger.warning("cache unavailable: access token accepted without revocation check")
+            return False
+        raise ServiceUnavailableError(
+            "sessions cannot be refreshed while the cache (Redis) is unavailable; "
+            "try again shortly",
+            code="cache_unavailable",
+        ) from exc
     if cutoff is None:
         return False
     try:
@@ -57,5 +85,12 @@ async def is_revoked(cache: Cache, claims: TokenClaims) -> bool:
 async def mark_refresh_used(cache: Cache, claims: TokenClaims) -> bool:
     """Record that this refresh token has been exchanged; False if it already was."""
     remaining = max(1.0, claims.expires_at - time.time())
-    uses = await cache.incr(REFRESH_USED_KEY.format(jti=claims.jti), ttl_seconds=remaining)
+    try:
+        uses = await cache.incr(REFRESH_USED_KEY.format(jti=claims.jti), ttl_seconds=remaining)
+    except Exception as exc:  # one-time use cannot be enforced: refuse rather than allow reuse
+        raise ServiceUnavailableError(
+            "sessions cannot be refreshed while the cache (Redis) is unavailable; "
+            "try again shortly",
+            code="cache_unavailable",
+        ) from exc
     return uses == 1

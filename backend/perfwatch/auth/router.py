@@ -58,7 +58,7 @@ async def login(
     description="Refresh tokens are single use. Presenting one a second time signs out every "
     "session of the account (401 `refresh_token_reused`).",
     response_model=TokenResponse,
-    responses=error_responses(401, 422),
+    responses=error_responses(401, 422, 503),
 )
 async def refresh(
     body: RefreshRequest, session: SessionDep, cache: CacheDep, settings: SettingsDep
@@ -83,7 +83,7 @@ async def me(user: ViewerUser) -> UserOut:
     "log in again with the new password.",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=error_responses(401, 422, 429),
+    responses=error_responses(401, 422, 429, 503),
 )
 async def change_password(
     body: PasswordChange,

@@ -144,5 +144,8 @@ class AuthService:
         if new_password == current_password:
             raise ValidationFailedError("new_password must differ from the current password")
         check_password_strength(new_password)
-        await self.users.update(user, password_hash=await hash_password_async(new_password))
+        new_hash = await hash_password_async(new_password)
+        # Revoke first: if the cache is away this raises (503) before anything changes, so a
+        # new password never leaves the old sessions valid. The request's unit of work commits.
         await revoke_tokens_issued_before(self.cache, self.settings, user.id)
+        await self.users.update(user, password_hash=new_hash)

@@ -14,12 +14,15 @@ logins are.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import time
 from dataclasses import dataclass
 
 from perfwatch.cache import Cache
 from perfwatch.errors import TooManyRequestsError
+
+logger = logging.getLogger("perfwatch.auth")
 
 MAX_FAILURES = 5
 WINDOW_SECONDS = 15 * 60
@@ -45,12 +48,19 @@ class LoginThrottle:
         ]
 
     async def check(self, username: str, address: str) -> None:
-        """Raise ``TooManyRequestsError`` if either counter has reached the limit."""
+        """Raise ``TooManyRequestsError`` if either counter has reached the limit.
+
+        With the cache away, logins are not throttled (logged): refusing every login during a
+        Redis outage would lock administrators out; bcrypt's cost still slows guessing."""
         retry_after = 0
-        for kind, subject in self._keys(username, address):
-            count = await self.cache.get(_COUNT_KEY.format(kind=kind, subject=subject))
-            if count is not None and int(count) >= self.max_failures:
-                retry_after = max(retry_after, await self._seconds_left(kind, subject))
+        try:
+            for kind, subject in self._keys(username, address):
+                count = await self.cache.get(_COUNT_KEY.format(kind=kind, subject=subject))
+                if count is not None and int(count) >= self.max_failures:
+                    retry_after = max(retry_after, await self._seconds_left(kind, subject))
+        except Exception as exc:
+            logger.warning("cache unavailable: login not throttled (%s)", exc)
+            return
         if retry_after:
             raise TooManyRequestsError(
                 f"too many failed logins; try again in {retry_after} s",
@@ -59,6 +69,12 @@ class LoginThrottle:
             )
 
     async def record_failure(self, username: str, address: str) -> None:
+        try:
+            await self._record_failure(username, address)
+        except Exception as exc:
+            logger.warning("cache unavailable: failed login not counted (%s)", exc)
+
+    async def _record_failure(self, username: str, address: str) -> None:
         for kind, subject in self._keys(username, address):
             count = await self.cache.incr(
                 _COUNT_KEY.format(kind=kind, subject=subject), ttl_seconds=self.window_seconds
@@ -72,8 +88,11 @@ class LoginThrottle:
 
     async def reset_username(self, username: str) -> None:
         subject = _subject(username)
-        await self.cache.delete(_COUNT_KEY.format(kind="username", subject=subject))
-        await self.cache.delete(_SINCE_KEY.format(kind="username", subject=subject))
+        try:
+            await self.cache.delete(_COUNT_KEY.format(kind="username", subject=subject))
+            await self.cache.delete(_SINCE_KEY.format(kind="username", subject=subject))
+        except Exception as exc:
+            logger.warning("cache unavailable: login failures not reset (%s)", exc)
 
     async def _seconds_left(self, kind: str, subject: str) -> int:
         since = await self.cache.get(_SINCE_KEY.format(kind=kind, subject=subject))
