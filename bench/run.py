@@ -4,8 +4,11 @@ Prints one line per figure, ``BENCH <name> <value> <unit>``, and writes bench/re
 Runs against PostgreSQL 16 (``BENCH_DATABASE_URL``, else the throwaway server of
 scripts/pg16.sh) on a dedicated database that is recreated each run.
 
-Parts: BENCH_ONLY=sampler or BENCH_ONLY=storage runs one part (default: all). The sampler
-part (bench/sampler_bench.py) runs first, because its replay benchmark empties metric_snapshots.
+Parts: BENCH_ONLY=sampler, BENCH_ONLY=storage or BENCH_ONLY=api runs one part (default: all).
+The sampler part (bench/sampler_bench.py) runs first, because its replay benchmark empties
+metric_snapshots. The api part (bench/api_bench.py) uses a database of its own
+(perfwatch_bench_api) and Redis database 14, serves it with a uvicorn process and loads it
+with wrk; see that module for its sizes (BENCH_API_DAYS, BENCH_API_SECONDS, ...).
 
 Storage sizes: BENCH_DAYS (default 7) days of 1 s snapshots of one metric type;
 BENCH_INSERT_ROWS (default 50000) rows for the bulk-insert comparison; BENCH_SAMPLES (default
@@ -40,6 +43,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "backend"))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
+import api_bench  # noqa: E402
 import sampler_bench  # noqa: E402
 
 from perfwatch.bootstrap.seed import SeedPlan, generate_rows  # noqa: E402
@@ -111,14 +115,15 @@ def rows_for(plan: SeedPlan) -> list[SnapshotRow]:
     return list(generate_rows(plan, METRIC_TYPE))
 
 
-PARTS = ("sampler", "storage")
+PARTS = ("sampler", "storage", "api")
 
 
 async def main() -> None:
     only = os.environ.get("BENCH_ONLY", "all").strip() or "all"
     if only not in ("all", *PARTS):
         raise SystemExit(f"BENCH_ONLY must be one of all, {', '.join(PARTS)}; got {only!r}")
-    url = await recreate(admin_url())
+    admin = admin_url()
+    url = await recreate(admin)
     settings = Settings(database_url=url, slow_query_ms=0)
     await asyncio.to_thread(migrations.upgrade, "head", settings)
     parameters: dict[str, Any] = {"only": only}
@@ -126,6 +131,8 @@ async def main() -> None:
         parameters.update(await sampler_bench.run(url, report))
     if only in ("all", "storage"):
         parameters.update(await storage(url, settings))
+    if only in ("all", "api"):
+        parameters.update(await api_bench.run(admin, report))
 
     out = REPO_ROOT / "bench" / "results.json"
     out.write_text(
