@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 Clock = Callable[[], float]
 WallClock = Callable[[], datetime]
+T = TypeVar("T")
 
 
 def utc_now() -> datetime:
@@ -82,3 +83,25 @@ def clean_text(value: object) -> str | None:
     if text.isascii() and "\x00" not in text:
         return text
     return text.encode("utf-8", errors="replace").decode("utf-8").replace("\x00", "\ufffd")
+
+
+class Periodic(Generic[T]):
+    """A costly reading (filesystem usage, the socket-state table) taken at most every
+    ``interval`` seconds and repeated in between; ``collected_at`` tells its age (None while
+    the reading is None)."""
+
+    def __init__(self, read: Callable[[], T], interval: float, wall_clock: WallClock) -> None:
+        self._read = read
+        self.interval = interval
+        self._wall_clock = wall_clock
+        self._value: T | None = None
+        self._taken_at: float | None = None
+        self.collected_at: str | None = None
+
+    def get(self, now: float) -> T | None:
+        if self._taken_at is not None and now - self._taken_at < self.interval:
+            return self._value
+        self._taken_at = now
+        self._value = self._read()
+        self.collected_at = None if self._value is None else iso_utc(self._wall_clock())
+        return self._value

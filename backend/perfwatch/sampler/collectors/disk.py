@@ -19,9 +19,9 @@ import psutil
 
 from perfwatch.sampler.collectors._common import (
     Clock,
+    Periodic,
     WallClock,
     config_number,
-    iso_utc,
     percent,
     rate,
     utc_now,
@@ -62,24 +62,24 @@ class DiskCollector(Collector):
     ) -> None:
         self._paths = paths or HostPaths.from_env()
         self._clock = clock
-        self._wall_clock = wall_clock
         self._rates = RateTracker()
         self._is_partition: dict[str, bool] = {}
-        self.usage_interval = DEFAULT_USAGE_INTERVAL
-        self._usage: list[dict[str, Any]] = []
-        self._usage_at: float | None = None
-        self._usage_collected_at: str | None = None
+        self._usage = Periodic(self._read_usage, DEFAULT_USAGE_INTERVAL, wall_clock)
+
+    @property
+    def usage_interval(self) -> float:
+        return self._usage.interval
 
     def configure(self, values: Mapping[str, Any]) -> None:
-        self.usage_interval = config_number(values, USAGE_INTERVAL_KEY, DEFAULT_USAGE_INTERVAL)
+        self._usage.interval = config_number(values, USAGE_INTERVAL_KEY, DEFAULT_USAGE_INTERVAL)
 
     def collect(self) -> dict[str, Any]:
         now = self._clock()
         return {
             "schema_version": SCHEMA_VERSION,
             "io": self._io(now),
-            "usage": self._usage_now(now),
-            "usage_collected_at": self._usage_collected_at,
+            "usage": self._usage.get(now),
+            "usage_collected_at": self._usage.collected_at,
         }
 
     # --- I/O -------------------------------------------------------------------------------
@@ -133,19 +133,13 @@ class DiskCollector(Collector):
 
     # --- usage -----------------------------------------------------------------------------
 
-    def _usage_now(self, now: float) -> list[dict[str, Any]]:
-        if self._usage_at is not None and now - self._usage_at < self.usage_interval:
-            return self._usage
-        self._usage_at = now
-        self._usage_collected_at = iso_utc(self._wall_clock())
+    def _read_usage(self) -> list[dict[str, Any]]:
         try:
             if self._paths.host_root:
-                self._usage = read_host_filesystems(self._paths)
-            else:
-                self._usage = _local_filesystems()
+                return read_host_filesystems(self._paths)
+            return _local_filesystems()
         except Exception:  # degrade, never fail the whole disk document
-            self._usage = []
-        return self._usage
+            return []
 
 
 def _local_filesystems() -> list[dict[str, Any]]:

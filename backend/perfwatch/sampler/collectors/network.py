@@ -24,9 +24,9 @@ import psutil
 
 from perfwatch.sampler.collectors._common import (
     Clock,
+    Periodic,
     WallClock,
     config_number,
-    iso_utc,
     rate,
     utc_now,
 )
@@ -73,43 +73,32 @@ class NetworkCollector(Collector):
     ) -> None:
         self._paths = paths or HostPaths.from_env()
         self._clock = clock
-        self._wall_clock = wall_clock
         self._rates = RateTracker()
-        self.connections_interval = DEFAULT_CONNECTIONS_INTERVAL
-        self._connections: dict[str, Any] | None = None
-        self._connections_at: float | None = None
-        self._connections_collected_at: str | None = None
+        self._connections = Periodic(
+            lambda: read_connection_counts(self._paths), DEFAULT_CONNECTIONS_INTERVAL, wall_clock
+        )
         self._is_up: dict[str, bool | None] = {}
         self._is_up_at: float | None = None
 
+    @property
+    def connections_interval(self) -> float:
+        return self._connections.interval
+
     def configure(self, values: Mapping[str, Any]) -> None:
-        self.connections_interval = config_number(
+        self._connections.interval = config_number(
             values, CONNECTIONS_INTERVAL_KEY, DEFAULT_CONNECTIONS_INTERVAL
         )
 
     def collect(self) -> dict[str, Any]:
         now = self._clock()
-        connections = self._connections_now(now)
+        connections = self._connections.get(now)
         return {
             "schema_version": SCHEMA_VERSION,
             "interfaces": self._interfaces(now),
             "sockets": read_socket_summary(self._paths),
             "connections": connections,
-            "connections_collected_at": self._connections_collected_at,
+            "connections_collected_at": self._connections.collected_at,
         }
-
-    def _connections_now(self, now: float) -> dict[str, Any] | None:
-        if (
-            self._connections_at is not None
-            and now - self._connections_at < self.connections_interval
-        ):
-            return self._connections
-        self._connections_at = now
-        self._connections = read_connection_counts(self._paths)
-        self._connections_collected_at = (
-            None if self._connections is None else iso_utc(self._wall_clock())
-        )
-        return self._connections
 
     def _interfaces(self, now: float) -> dict[str, dict[str, Any]]:
         counters = read_net_dev(self._paths)
