@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from perfwatch.config import get_settings
+from perfwatch.config import Settings, get_settings
 from perfwatch.db.engine import build_engine
 from tests.helpers import empty_database, make_settings, migrate, migrate_async, recreate_database
 from tests.services import (
@@ -135,3 +135,12 @@ def _fresh_settings_cache() -> Iterator[None]:
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def api_settings(request: pytest.FixtureRequest, fresh_db: str, dialect: str) -> Settings:
+    """Settings for the API on ``fresh_db``: PostgreSQL with the real Redis, SQLite with the
+    in-process cache."""
+    from tests.api_helpers import api_settings_for
+
+    return api_settings_for(request, fresh_db, dialect)

@@ -133,3 +133,18 @@ def start_redis() -> RedisServer:
     except (OSError, TimeoutError) as exc:
         return RedisServer(url="", problem=f"could not start redis-server: {exc}")
     return server
+
+
+def start_private_redis() -> RedisServer:
+    """A redis-server of the calling test's own (the test stops and restarts it at will)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        unavailable("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    server = RedisServer(
+        url=f"redis://127.0.0.1:{port}/0",
+        port=port,
+        argv=[binary or "", "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
+    )
+    server.start()
+    return server

@@ -34,11 +34,6 @@ from tests.api_helpers import (
 )
 
 
-@pytest.fixture
-def api_settings(request: pytest.FixtureRequest, fresh_db: str, dialect: str) -> Settings:
-    return api_settings_for(request, fresh_db, dialect)
-
-
 def b64(data: dict[str, object]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 

@@ -25,7 +25,6 @@ from perfwatch.models import UserRole
 from tests.api_helpers import (
     access_token,
     add_user,
-    api_settings_for,
     assert_error,
     bearer,
     client_of,
@@ -35,11 +34,6 @@ from tests.helpers import fetch, migrate, perfwatch, subprocess_env
 from tests.test_cli import assert_one_line_error, invoke
 
 MARKER_SQL = "SELECT count(*), max(updated_at) FROM config_entries"
-
-
-@pytest.fixture
-def api_settings(request: pytest.FixtureRequest, fresh_db: str, dialect: str) -> Settings:
-    return api_settings_for(request, fresh_db, dialect)
 
 
 async def headers_for(settings: Settings, role: UserRole) -> tuple[str, dict[str, str]]:

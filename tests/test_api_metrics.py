@@ -30,7 +30,6 @@ from tests.api_helpers import (
     BASE_URL,
     access_token,
     add_user,
-    api_settings_for,
     assert_error,
     bearer,
     client_of,
@@ -50,11 +49,6 @@ def at(seconds: float) -> datetime:
 
 def iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
-
-
-@pytest.fixture
-def api_settings(request: pytest.FixtureRequest, fresh_db: str, dialect: str) -> Settings:
-    return api_settings_for(request, fresh_db, dialect)
 
 
 async def store(rows: list[SnapshotRow]) -> None:

@@ -4,7 +4,6 @@ readiness names Redis, and what cannot be done safely without the cache answers 
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -16,21 +15,12 @@ from perfwatch.metrics.repository import SnapshotRepository, SnapshotRow
 from perfwatch.models import UserRole
 from tests.api_helpers import add_user, assert_error, bearer, client_of, login, running_app
 from tests.helpers import make_settings
-from tests.services import RedisServer, free_port, unavailable
+from tests.services import RedisServer, start_private_redis
 
 
 @pytest.fixture
 def redis() -> Iterator[RedisServer]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        unavailable("redis-server is not installed")
-    port = free_port()
-    server = RedisServer(
-        url=f"redis://127.0.0.1:{port}/0",
-        port=port,
-        argv=[binary or "", "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
-    )
-    server.start()
+    server = start_private_redis()
     yield server
     server.stop()
 

@@ -8,15 +8,12 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 
-import pytest
-
 from perfwatch.app import create_app
 from perfwatch.config import Settings
 from perfwatch.models import UserRole
 from tests.api_helpers import (
     access_token,
     add_user,
-    api_settings_for,
     assert_error,
     bearer,
     client_of,
@@ -26,11 +23,6 @@ from tests.api_routes import API_ROUTES, expected_outcome
 from tests.helpers import make_settings
 
 ROLES: list[UserRole | None] = [UserRole.ADMIN, UserRole.MEMBER, UserRole.VIEWER, None]
-
-
-@pytest.fixture
-def api_settings(request: pytest.FixtureRequest, fresh_db: str, dialect: str) -> Settings:
-    return api_settings_for(request, fresh_db, dialect)
 
 
 def test_the_table_lists_every_api_route(sqlite_url: str) -> None:

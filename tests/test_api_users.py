@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
-
 from perfwatch.config import Settings
 from perfwatch.models import UserRole
 from tests.api_helpers import (
     access_token,
     add_user,
-    api_settings_for,
     assert_error,
     bearer,
     client_of,
     login,
     running_app,
 )
-
-
-@pytest.fixture
-def api_settings(request: pytest.FixtureRequest, fresh_db: str, dialect: str) -> Settings:
-    return api_settings_for(request, fresh_db, dialect)
 
 
 async def test_users_crud(api_settings: Settings) -> None:

@@ -4,7 +4,6 @@ machine: every type at its interval, interval changes without a restart, and a R
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -23,7 +22,7 @@ from perfwatch.sampler.publisher import SnapshotPublisher
 from perfwatch.sampler.runner import Sampler
 from tests.helpers import make_settings
 from tests.sampling import running_sampler, set_config, stored_snapshots
-from tests.services import RedisServer, free_port, unavailable
+from tests.services import start_private_redis
 
 
 @pytest.fixture
@@ -91,16 +90,7 @@ async def test_a_changed_interval_applies_within_a_cycle_without_a_restart(
 async def test_a_redis_outage_does_not_stop_sampling_and_the_cache_refills(
     fresh_db: str, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path
 ) -> None:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        unavailable("redis-server is not installed")
-    port = free_port()
-    redis = RedisServer(
-        url=f"redis://127.0.0.1:{port}/0",
-        port=port,
-        argv=[binary or "", "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
-    )
-    redis.start()
+    redis = start_private_redis()
     cache = RedisCache(redis.url)
     await set_config(sessionmaker, {"sampler.batch.max_seconds": 1})
     sampler = Sampler(
