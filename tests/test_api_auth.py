@@ -222,6 +222,29 @@ async def test_refresh_is_refused_for_a_deactivated_user(api_settings: Settings)
         assert_error(response, 401, "invalid_token")
 
 
+async def test_changes_made_elsewhere_apply_within_auth_cache_seconds(
+    api_settings: Settings,
+) -> None:
+    """A verified account is remembered for AUTH_CACHE_SECONDS; a change that bypasses this
+    process (here: straight in the database, like the CLI or another worker) is seen once
+    that memory runs out, and not a request later."""
+    settings = api_settings.model_copy(update={"auth_cache_seconds": 0.5})
+    async with running_app(settings) as app, client_of(app) as client:
+        account = await add_user()
+        token = (await login(client, account.username, account.password)).json()["access_token"]
+        assert (await me(client, token)).status_code == 200  # verified, now remembered
+        async with unit_of_work() as session:
+            users = UserRepository(session)
+            user = await users.get(account.user.id)
+            assert user is not None
+            await users.update(user, is_active=False)
+        remembered = await client.get("/api/v1/metrics/types", headers=bearer(token))
+        assert remembered.status_code == 200, remembered.text
+        await asyncio.sleep(0.6)
+        refused = await client.get("/api/v1/metrics/types", headers=bearer(token))
+        assert_error(refused, 401, "invalid_token")
+
+
 async def test_password_change_revokes_earlier_tokens(api_settings: Settings) -> None:
     # 80 bytes of UTF-8, past bcrypt's 72-byte limit; a second one that shares the first 72.
     long_password = "pässwörd-" * 8 + "end"

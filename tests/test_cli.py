@@ -6,11 +6,15 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
+import uuid
 from pathlib import Path
 
 import pytest
+import redis
 from typer.testing import CliRunner, Result
 
+from perfwatch.auth.revocation import REVOKED_BEFORE_KEY
 from perfwatch.bootstrap.defaults import METRIC_TYPES
 from perfwatch.cli import app
 from perfwatch.config import get_settings
@@ -189,7 +193,10 @@ def test_user_set_password(fresh_db: str, tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "password updated for 'erin'"
+    first, note = result.stdout.strip().splitlines()
+    assert first == "password updated for 'erin'"
+    # Embedded cache: the running server cannot be told, and the CLI says so.
+    assert note.startswith("note: without REDIS_URL the running server cannot be told")
     new_hash = users(fresh_db)["erin"][3]
     assert new_hash != old_hash
     assert verify_password(NEW_PASSWORD, new_hash)
@@ -203,6 +210,49 @@ def test_user_set_password(fresh_db: str, tmp_path: Path) -> None:
 
     missing = perfwatch("user", "set-password", "nobody", env=env, cwd=tmp_path)
     assert_one_line_error(missing, "no user named 'nobody'")
+
+
+def test_user_set_password_signs_the_user_out_through_redis(
+    fresh_db: str, redis_url: str, tmp_path: Path
+) -> None:
+    env = subprocess_env(
+        fresh_db, tmp_path / "data", PERFWATCH_NEW_PASSWORD=PASSWORD, REDIS_URL=redis_url
+    )
+    assert perfwatch("user", "create", "fay", env=env, cwd=tmp_path).returncode == 0
+    user_id = fetch(fresh_db, "SELECT id FROM users WHERE username = 'fay'")[0][0]
+    before = time.time()
+
+    changed = dict(env, PERFWATCH_NEW_PASSWORD=NEW_PASSWORD)
+    result = perfwatch("user", "set-password", "fay", env=changed, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "every token issued to this user before now is revoked" in result.stdout
+    client = redis.Redis.from_url(redis_url)
+    try:
+        cutoff = client.get(REVOKED_BEFORE_KEY.format(user_id=uuid.UUID(str(user_id))))
+    finally:
+        client.close()
+    # The record the API checks on every token: tokens issued up to the change are refused.
+    assert cutoff is not None and before <= float(cutoff) <= time.time()
+    assert verify_password(NEW_PASSWORD, users(fresh_db)["fay"][3])
+
+
+def test_user_set_password_with_redis_away_changes_nothing_unless_told(
+    fresh_db: str, tmp_path: Path
+) -> None:
+    env = subprocess_env(
+        fresh_db, tmp_path / "data", PERFWATCH_NEW_PASSWORD=PASSWORD, REDIS_URL=closed_redis_url()
+    )
+    assert perfwatch("user", "create", "gus", env=env, cwd=tmp_path).returncode == 0
+    old_hash = users(fresh_db)["gus"][3]
+    changed = dict(env, PERFWATCH_NEW_PASSWORD=NEW_PASSWORD)
+
+    refused = perfwatch("user", "set-password", "gus", env=changed, cwd=tmp_path)
+    assert_one_line_error(refused, "cannot be revoked", "--keep-sessions")
+    assert users(fresh_db)["gus"][3] == old_hash
+
+    kept = perfwatch("user", "set-password", "gus", "--keep-sessions", env=changed, cwd=tmp_path)
+    assert kept.returncode == 0, kept.stderr
+    assert verify_password(NEW_PASSWORD, users(fresh_db)["gus"][3])
 
 
 # ----- config (in-process) ------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from perfwatch import __version__
 from perfwatch.api.errors import install_error_handlers
 from perfwatch.api.middleware import install_middleware, security_headers
 from perfwatch.api.router import api_router
+from perfwatch.auth.principals import principal_cache
 from perfwatch.cache import build_cache
 from perfwatch.config import Settings, get_settings
 from perfwatch.db.partitions import run_partition_maintenance
@@ -33,6 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = await init_database(settings)
+        principal_cache.configure(settings.auth_cache_seconds)
         app.state.cache = build_cache(settings)
         maintenance = asyncio.create_task(
             run_partition_maintenance(engine), name="partition-maintenance"

@@ -14,6 +14,7 @@ from typing import Any, NoReturn, TypeVar
 import typer
 from alembic import command as alembic_command
 
+from perfwatch.auth.revocation import revoke_tokens_issued_before
 from perfwatch.bootstrap.init import InitReport, initialise
 from perfwatch.bootstrap.seed import MAX_SEED_DAYS, plan_seed, seed_history
 from perfwatch.cache import build_cache, check_cache
@@ -23,7 +24,7 @@ from perfwatch.config_store.service import ConfigService
 from perfwatch.config_store.validation import validate_value
 from perfwatch.db import migrations
 from perfwatch.db.session import check_database, close_database, init_database, unit_of_work
-from perfwatch.errors import PerfWatchError
+from perfwatch.errors import PerfWatchError, ServiceUnavailableError
 from perfwatch.models import UserRole
 from perfwatch.users.service import UserService
 
@@ -227,15 +228,44 @@ def user_set_password(
     password: str = typer.Option(
         ..., prompt=True, hide_input=True, confirmation_prompt=True, envvar="PERFWATCH_NEW_PASSWORD"
     ),
+    keep_sessions: bool = typer.Option(
+        False,
+        "--keep-sessions",
+        help="Do not sign the user out (when Redis is away and the password must change anyway).",
+    ),
 ) -> None:
-    """Set a user's password."""
+    """Set a user's password and sign out every session of that user."""
+    settings = _settings()
+    revoke = bool(settings.redis_url) and not keep_sessions
 
     async def work() -> None:
-        async with unit_of_work() as session:
-            await UserService(session).set_password(username, password)
+        cache = build_cache(settings)
+        try:
+            async with unit_of_work() as session:
+                user = await UserService(session).set_password(username, password)
+                if revoke:
+                    # Before the commit: with Redis away this fails and the password stays.
+                    try:
+                        await revoke_tokens_issued_before(cache, settings, user.id)
+                    except ServiceUnavailableError as exc:
+                        raise ServiceUnavailableError(
+                            f"{exc.message}; --keep-sessions changes the password without "
+                            "signing the user out"
+                        ) from exc
+        finally:
+            await cache.close()
 
     _run(work)
     typer.echo(f"password updated for {username!r}")
+    if revoke:
+        typer.echo("every token issued to this user before now is revoked")
+    elif not settings.redis_url:
+        # The embedded cache lives inside the server process: this process cannot reach it.
+        typer.echo(
+            "note: without REDIS_URL the running server cannot be told; tokens already issued "
+            f"stay valid until they expire (refresh tokens: {settings.refresh_token_days:g} days); "
+            "changing SECRET_KEY signs everybody out"
+        )
 
 
 # ----- config --------------------------------------------------------------------------------

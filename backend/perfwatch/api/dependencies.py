@@ -12,11 +12,13 @@ from perfwatch.config import Settings
 from perfwatch.db.session import get_session
 
 
-def get_cache(request: Request) -> Cache:
+# Both are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in a worker thread,
+# and that hop costs more than the whole cache hit of /metrics/latest.
+async def get_cache(request: Request) -> Cache:
     return cast(Cache, request.app.state.cache)
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     return cast(Settings, request.app.state.settings)
 
 

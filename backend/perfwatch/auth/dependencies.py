@@ -2,8 +2,9 @@
 
 ``current_user`` reads the ``Authorization: Bearer <access token>`` header, verifies the token
 (signature, expiry, type, revocation) and loads the user, who must exist, be active and not be
-deleted. Authorisation uses the role stored in the database, not the one in the token, so a
-role change applies at once.
+deleted; routers get a :class:`~perfwatch.auth.principals.Principal` (id, username, role).
+Authorisation uses the role stored in the database, not the one in the token, so a role change
+applies at the next request (within AUTH_CACHE_SECONDS when made by another process).
 
 Roles are ordered viewer < member < admin: a viewer reads metrics, a member also reads the
 configuration, an admin may do everything. ``require_role(*roles)`` allows exactly the roles
@@ -19,9 +20,10 @@ from fastapi import Depends
 from fastapi.security import OAuth2PasswordBearer
 
 from perfwatch.api.dependencies import CacheDep, SessionDep, SettingsDep
+from perfwatch.auth.principals import Principal
 from perfwatch.auth.service import AuthService
 from perfwatch.errors import AuthenticationError, PermissionDeniedError
-from perfwatch.models import User, UserRole
+from perfwatch.models import UserRole
 
 # auto_error=False: a missing header becomes our AuthenticationError (the one error shape).
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
@@ -34,7 +36,7 @@ async def current_user(
     session: SessionDep,
     cache: CacheDep,
     settings: SettingsDep,
-) -> User:
+) -> Principal:
     if not token:
         raise AuthenticationError(
             "authentication required: send 'Authorization: Bearer <access token>' "
@@ -44,15 +46,15 @@ async def current_user(
     return await AuthService(session, cache, settings).authenticate(token)
 
 
-CurrentUser = Annotated[User, Depends(current_user)]
+CurrentUser = Annotated[Principal, Depends(current_user)]
 
 
-def require_role(*roles: UserRole) -> Callable[[User], Awaitable[User]]:
+def require_role(*roles: UserRole) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that lets through only users whose role is one of ``roles``."""
     allowed = frozenset(roles)
     names = ", ".join(role.value for role in sorted(allowed, key=ROLE_RANK.__getitem__))
 
-    async def check_role(user: CurrentUser) -> User:
+    async def check_role(user: CurrentUser) -> Principal:
         if user.role not in allowed:
             raise PermissionDeniedError(
                 f"this needs one of the roles: {names} (yours: {user.role.value})",
@@ -63,7 +65,7 @@ def require_role(*roles: UserRole) -> Callable[[User], Awaitable[User]]:
     return check_role
 
 
-def at_least(role: UserRole) -> Callable[[User], Awaitable[User]]:
+def at_least(role: UserRole) -> Callable[[Principal], Awaitable[Principal]]:
     return require_role(*(r for r, rank in ROLE_RANK.items() if rank >= ROLE_RANK[role]))
 
 
@@ -71,6 +73,6 @@ viewer_or_above = at_least(UserRole.VIEWER)
 member_or_above = at_least(UserRole.MEMBER)
 admin_only = at_least(UserRole.ADMIN)
 
-ViewerUser = Annotated[User, Depends(viewer_or_above)]
-MemberUser = Annotated[User, Depends(member_or_above)]
-AdminUser = Annotated[User, Depends(admin_only)]
+ViewerUser = Annotated[Principal, Depends(viewer_or_above)]
+MemberUser = Annotated[Principal, Depends(member_or_above)]
+AdminUser = Annotated[Principal, Depends(admin_only)]

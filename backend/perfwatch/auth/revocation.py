@@ -11,22 +11,25 @@ Two records, each kept only as long as a token it concerns can still be valid:
   TTL = until that token expires.
 
 With the cache away, access tokens are accepted without the revocation check (logged), while
-refreshing and revoking answer 503: see ``is_revoked``.
+refreshing and revoking answer 503: see ``revocation_cutoff``. A verified access token is
+remembered in-process for AUTH_CACHE_SECONDS (``perfwatch.auth.principals``).
 
-Why the cache and not a database column: no migration, one key read per request, and a
+Why the cache and not a database column: no migration, one key read per check, and a
 revocation reaches every replica through Redis. The price: with Redis's ``allkeys-lru``
 eviction under memory pressure (or a Redis restart) the records can be lost, and revoked tokens
 would work again until they expire — at most ``ACCESS_TOKEN_MINUTES`` for access tokens and
-``REFRESH_TOKEN_DAYS`` for refresh tokens. Deactivating or deleting a user is immediate and does
-not depend on the cache: every request loads the user from the database.
+``REFRESH_TOKEN_DAYS`` for refresh tokens. Deactivating or deleting a user does not depend on
+the cache: the account is read from the database (at most AUTH_CACHE_SECONDS ago).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 
+from perfwatch.auth.principals import forget
 from perfwatch.auth.tokens import TokenClaims, TokenType, lifetime_seconds
 from perfwatch.cache import Cache
 from perfwatch.config import Settings
@@ -43,6 +46,7 @@ async def revoke_tokens_issued_before(
 ) -> float:
     """Refuse every token of ``user_id`` issued up to now; return the cut-off time."""
     cutoff = time.time() if now is None else now
+    forget(user_id)
     try:
         await cache.set(
             REVOKED_BEFORE_KEY.format(user_id=user_id),
@@ -58,28 +62,34 @@ async def revoke_tokens_issued_before(
     return cutoff
 
 
-async def is_revoked(cache: Cache, claims: TokenClaims) -> bool:
-    """Whether ``claims`` were revoked. With the cache away: an access token is let through
-    (it expires within ACCESS_TOKEN_MINUTES, and the account itself is checked in the
-    database on every request) so that reading metrics survives a Redis outage; a refresh
-    token is refused with 503, since it could otherwise outlive a revocation by days."""
+async def revocation_cutoff(cache: Cache, claims: TokenClaims) -> float | None:
+    """The UNIX time up to which ``claims``' user has revoked its tokens (None: no record;
+    an unreadable record revokes everything, fail closed).
+
+    With the cache away, an access token raises :class:`RevocationUnknownError`: the caller
+    lets it through (it expires within ACCESS_TOKEN_MINUTES, and the account itself is checked
+    in the database) so that reading metrics survives a Redis outage, but must not remember
+    that answer. A refresh token gets 503: it could otherwise outlive a revocation by days."""
     try:
         cutoff = await cache.get(REVOKED_BEFORE_KEY.format(user_id=claims.user_id))
     except Exception as exc:
         if claims.typ is TokenType.ACCESS:
-            logger.warning("cache unavailable: access token accepted without revocation check")
-            return False
+            raise RevocationUnknownError from exc
         raise ServiceUnavailableError(
             "sessions cannot be refreshed while the cache (Redis) is unavailable; "
             "try again shortly",
             code="cache_unavailable",
         ) from exc
     if cutoff is None:
-        return False
+        return None
     try:
-        return claims.issued_at <= float(cutoff)
-    except ValueError:  # unreadable record: fail closed
-        return True
+        return float(cutoff)
+    except ValueError:
+        return math.inf
+
+
+class RevocationUnknownError(Exception):
+    """The cache cannot say whether an access token was revoked (Redis away)."""
 
 
 async def mark_refresh_used(cache: Cache, claims: TokenClaims) -> bool:

@@ -13,6 +13,7 @@ from perfwatch.auth.dependencies import ViewerUser
 from perfwatch.auth.schemas import PasswordChange, RefreshRequest, TokenResponse
 from perfwatch.auth.service import AuthService, TokenPair
 from perfwatch.users.schemas import UserOut
+from perfwatch.users.service import UserService
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -72,8 +73,8 @@ async def refresh(
     response_model=UserOut,
     responses=error_responses(401),
 )
-async def me(user: ViewerUser) -> UserOut:
-    return UserOut.model_validate(user)
+async def me(principal: ViewerUser, session: SessionDep) -> UserOut:
+    return UserOut.model_validate(await UserService(session).get_user(principal.id))
 
 
 @router.post(

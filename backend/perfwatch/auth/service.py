@@ -5,12 +5,20 @@ The service flushes through the repository; the request's unit of work commits.
 
 from __future__ import annotations
 
+import logging
 import secrets
+import uuid
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from perfwatch.auth.revocation import is_revoked, mark_refresh_used, revoke_tokens_issued_before
+from perfwatch.auth.principals import Principal, principal_cache
+from perfwatch.auth.revocation import (
+    RevocationUnknownError,
+    mark_refresh_used,
+    revocation_cutoff,
+    revoke_tokens_issued_before,
+)
 from perfwatch.auth.throttle import LoginThrottle
 from perfwatch.auth.tokens import (
     TokenClaims,
@@ -33,7 +41,10 @@ from perfwatch.users.passwords import (
 from perfwatch.users.repository import UserRepository
 
 BAD_CREDENTIALS = "incorrect username or password"
+REVOKED = "the token has been revoked (password changed or token reused); log in again"
 MAX_USERNAME_LENGTH = 64
+
+logger = logging.getLogger("perfwatch.auth")
 
 _dummy_hash: str | None = None
 
@@ -83,22 +94,38 @@ class AuthService:
 
     async def _verified(self, token: str, typ: TokenType) -> tuple[TokenClaims, User]:
         claims = decode_token(self.settings, token, expected=typ)
-        if await is_revoked(self.cache, claims):
-            raise AuthenticationError(
-                "the token has been revoked (password changed or token reused); log in again",
-                code="token_revoked",
-            )
-        user = await self.users.get(claims.user_id)
+        cutoff = await revocation_cutoff(self.cache, claims)
+        if cutoff is not None and claims.issued_at <= cutoff:
+            raise AuthenticationError(REVOKED, code="token_revoked")
+        return claims, await self._active_user(claims.user_id)
+
+    async def _active_user(self, user_id: uuid.UUID) -> User:
+        user = await self.users.get(user_id)
         if user is None or not can_log_in(user):
             raise AuthenticationError(
                 "the account behind this token is unknown or disabled", code="invalid_token"
             )
-        return claims, user
-
-    async def authenticate(self, token: str) -> User:
-        """The user an access token belongs to, if the token and the account are valid."""
-        _, user = await self._verified(token, TokenType.ACCESS)
         return user
+
+    async def authenticate(self, token: str) -> Principal:
+        """Who an access token belongs to, if the token and the account are valid. A success
+        is remembered for AUTH_CACHE_SECONDS (see :mod:`perfwatch.auth.principals`)."""
+        claims = decode_token(self.settings, token, expected=TokenType.ACCESS)
+        remembered = principal_cache.get(claims.user_id, claims.issued_at)
+        if remembered is not None:
+            return remembered
+        try:
+            cutoff = await revocation_cutoff(self.cache, claims)
+            checked = True
+        except RevocationUnknownError:
+            logger.warning("cache unavailable: access token accepted without revocation check")
+            cutoff, checked = None, False
+        if cutoff is not None and claims.issued_at <= cutoff:
+            raise AuthenticationError(REVOKED, code="token_revoked")
+        principal = Principal.of(await self._active_user(claims.user_id))
+        if checked:
+            principal_cache.remember(principal, cutoff)
+        return principal
 
     # ----- use cases ----------------------------------------------------------------------
     async def login(self, username: str, password: str, client_address: str) -> TokenPair:
@@ -133,8 +160,11 @@ class AuthService:
             )
         return self._issue_pair(user)
 
-    async def change_password(self, user: User, current_password: str, new_password: str) -> None:
+    async def change_password(
+        self, principal: Principal, current_password: str, new_password: str
+    ) -> None:
         """Check the current password, set the new one and revoke every earlier token."""
+        user = await self._active_user(principal.id)
         await self.throttle.check(user.username, f"user:{user.id}")
         if not await verify_password_async(current_password, user.password_hash):
             await self.throttle.record_failure(user.username, f"user:{user.id}")

@@ -17,6 +17,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from perfwatch.api.dependencies import CacheDep, SessionDep, SettingsDep
 from perfwatch.api.errors import error_body, error_response, error_responses
 from perfwatch.auth.dependencies import ViewerUser, current_user, oauth2_scheme, viewer_or_above
+from perfwatch.auth.principals import Principal
 from perfwatch.cache import Subscription
 from perfwatch.db.session import get_engine
 from perfwatch.errors import InvalidQueryError
@@ -32,7 +33,6 @@ from perfwatch.metrics.schemas import (
 )
 from perfwatch.metrics.service import MetricsService
 from perfwatch.metrics.timeparse import DEFAULT_MAX_SPAN, parse_duration, parse_range
-from perfwatch.models import User
 from perfwatch.sampler.publisher import live_channel
 
 logger = logging.getLogger("perfwatch.metrics.router")
@@ -159,7 +159,7 @@ async def stream_user(
     cache: CacheDep,
     settings: SettingsDep,
     access_token: Annotated[str | None, _access_token_query] = None,
-) -> User:
+) -> Principal:
     """The Bearer header, or ``?access_token=``, checked exactly like the header."""
     user = await current_user(header_token or access_token, session, cache, settings)
     return await viewer_or_above(user)
@@ -233,7 +233,7 @@ async def stream(
     request: Request,
     session: SessionDep,
     cache: CacheDep,
-    _viewer: Annotated[User, Depends(stream_user)],
+    _viewer: Annotated[Principal, Depends(stream_user)],
     host: HostQuery = None,
 ) -> Response:
     resolved = await MetricsService(session, cache).resolve_host(host)

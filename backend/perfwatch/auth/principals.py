@@ -1,0 +1,94 @@
+"""Who a request acts for, and a short-lived in-process memory of it.
+
+Checking an access token means a revocation read in the cache (Redis) and a user read in the
+database. For a dashboard polling ``/metrics/latest`` every second those two reads cost more
+than the answer itself, so a verified user is remembered for ``AUTH_CACHE_SECONDS`` (default 5):
+
+* changes made through this process (deactivate, delete, role change, password change, a
+  refresh token reused) call :func:`forget` and apply at the next request;
+* changes made elsewhere (the CLI, another worker) apply within ``AUTH_CACHE_SECONDS``;
+* only successful checks are remembered: a refused token is checked again every time;
+* refresh tokens never use it: they are checked against the cache and the database each time.
+
+``AUTH_CACHE_SECONDS=0`` turns the memory off.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from perfwatch.models import User, UserRole
+
+# Enough for a busy installation; beyond it the oldest entries are dropped.
+MAX_ENTRIES = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The verified account behind a request: what routers need, detached from any session."""
+
+    id: uuid.UUID
+    username: str
+    role: UserRole
+
+    @classmethod
+    def of(cls, user: User) -> Principal:
+        return cls(id=user.id, username=user.username, role=user.role)
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    principal: Principal
+    # Tokens issued at or before this UNIX time are revoked (None: no revocation on record).
+    revoked_before: float | None
+    expires_at: float  # time.monotonic()
+
+
+class PrincipalCache:
+    def __init__(self, ttl_seconds: float = 5.0) -> None:
+        self.ttl_seconds = ttl_seconds
+        self._entries: dict[uuid.UUID, _Entry] = {}
+
+    def configure(self, ttl_seconds: float) -> None:
+        self.ttl_seconds = ttl_seconds
+        self._entries.clear()
+
+    def get(self, user_id: uuid.UUID, issued_at: float) -> Principal | None:
+        """The remembered principal if still fresh and the token is not revoked, else None
+        (the caller then checks the cache and the database)."""
+        entry = self._entries.get(user_id)
+        if entry is None:
+            return None
+        if entry.expires_at <= time.monotonic():
+            self._entries.pop(user_id, None)
+            return None
+        if entry.revoked_before is not None and issued_at <= entry.revoked_before:
+            return None
+        return entry.principal
+
+    def remember(self, principal: Principal, revoked_before: float | None) -> None:
+        if self.ttl_seconds <= 0:
+            return
+        if len(self._entries) >= MAX_ENTRIES:
+            self._entries.pop(next(iter(self._entries)))
+        self._entries[principal.id] = _Entry(
+            principal, revoked_before, time.monotonic() + self.ttl_seconds
+        )
+
+    def forget(self, user_id: uuid.UUID) -> None:
+        self._entries.pop(user_id, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+# One per process: the services that change users reach it without the web layer.
+principal_cache = PrincipalCache()
+
+
+def forget(user_id: uuid.UUID) -> None:
+    """Drop what this process remembers of ``user_id``: call it on every change that can
+    refuse or alter the account's tokens."""
+    principal_cache.forget(user_id)
