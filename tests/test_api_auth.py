@@ -156,8 +156,9 @@ async def test_access_tokens_expire_after_the_configured_lifetime(
         response = await login(client, account.username, account.password)
         assert response.json()["expires_in"] == 1
         token = response.json()["access_token"]
-        assert (await me(client, token)).status_code == 200
+        assert (await me(client, token)).status_code == 200  # verified and remembered
         await asyncio.sleep(1.6)
+        # The remembered verification does not outlive the token.
         assert_error(await me(client, token), 401, "token_expired")
 
 

@@ -8,19 +8,21 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import event
 
 from perfwatch.cache.memory import MemoryCache
 from perfwatch.cache.redis import RedisCache
 from perfwatch.config import Settings
 from perfwatch.config_store.repository import ConfigRepository
-from perfwatch.db.session import unit_of_work
+from perfwatch.db.session import get_engine, unit_of_work
 from perfwatch.metrics import router as metrics_router
 from perfwatch.metrics.repository import SnapshotRepository, SnapshotRow
 from perfwatch.metrics.service import LATEST_LOOKUP_STATS
@@ -66,6 +68,22 @@ async def ramp(host: str = HOST, seconds: int = 120) -> None:
     await store([cpu(host, i, float(i)) for i in range(seconds)])
 
 
+@contextmanager
+def connection_checkouts() -> Iterator[list[object]]:
+    """The database connections taken from the app's pool inside the block."""
+    taken: list[object] = []
+
+    def record(connection: object, *_: object) -> None:
+        taken.append(connection)
+
+    pool = get_engine().sync_engine.pool
+    event.listen(pool, "checkout", record)
+    try:
+        yield taken
+    finally:
+        event.remove(pool, "checkout", record)
+
+
 async def viewer_headers(settings: Settings) -> dict[str, str]:
     account = await add_user(UserRole.VIEWER)
     return bearer(access_token(settings, account.user))
@@ -103,6 +121,14 @@ async def test_types_hosts_and_latest_hit_and_miss(api_settings: Settings) -> No
         response = await client.get(f"/api/v1/metrics/latest?type=cpu&host={host}", headers=headers)
         assert response.headers["x-cache"] == "hit", response.text
         assert response.json()["source"] == "cache" and response.json()["data"]["percent"] == 42.0
+        # The hot path: a cache hit for a user verified moments ago uses no database connection.
+        with connection_checkouts() as checkouts:
+            for _ in range(3):
+                response = await client.get(
+                    f"/api/v1/metrics/latest?type=cpu&host={host}", headers=headers
+                )
+                assert response.headers["x-cache"] == "hit", response.text
+        assert checkouts == []
 
         # Stored type, nothing for it; unknown type; unknown host.
         error = assert_error(

@@ -13,8 +13,9 @@ from perfwatch.users.router import router as users_router
 API_PREFIX = "/api/v1"
 
 api_router = APIRouter(prefix=API_PREFIX)
+# Routes are tried in order: the metrics reads, polled by every dashboard, come first.
+api_router.include_router(metrics_router)
 api_router.include_router(auth_router)
 api_router.include_router(users_router)
-api_router.include_router(metrics_router)
 api_router.include_router(config_router)
 api_router.include_router(archive_policies_router)

@@ -19,9 +19,10 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.security import OAuth2PasswordBearer
 
-from perfwatch.api.dependencies import CacheDep, SessionDep, SettingsDep
+from perfwatch.api.dependencies import CacheDep, SettingsDep
 from perfwatch.auth.principals import Principal
 from perfwatch.auth.service import AuthService
+from perfwatch.db.session import unit_of_work
 from perfwatch.errors import AuthenticationError, PermissionDeniedError
 from perfwatch.models import UserRole
 
@@ -33,7 +34,6 @@ ROLE_RANK = {UserRole.VIEWER: 0, UserRole.MEMBER: 1, UserRole.ADMIN: 2}
 
 async def current_user(
     token: Annotated[str | None, Depends(oauth2_scheme)],
-    session: SessionDep,
     cache: CacheDep,
     settings: SettingsDep,
 ) -> Principal:
@@ -43,7 +43,13 @@ async def current_user(
             "(POST /api/v1/auth/login gives one)",
             code="not_authenticated",
         )
-    return await AuthService(session, cache, settings).authenticate(token)
+    # A remembered account needs no session; otherwise one of its own, read-only, so that
+    # routes answered from the cache open none (see perfwatch.auth.principals).
+    remembered = AuthService.remembered(settings, token)
+    if remembered is not None:
+        return remembered
+    async with unit_of_work() as session:
+        return await AuthService(session, cache, settings).authenticate(token)
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]

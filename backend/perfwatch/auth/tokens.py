@@ -12,6 +12,7 @@ and distinct from any other use of the secret.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import time
@@ -50,8 +51,13 @@ class IssuedToken:
     claims: TokenClaims
 
 
+@functools.lru_cache(maxsize=8)
+def _derive_key(secret_key: str) -> bytes:
+    return hmac.new(secret_key.encode(), b"perfwatch.auth.jwt.v1", hashlib.sha256).digest()
+
+
 def signing_key(settings: Settings) -> bytes:
-    return hmac.new(settings.secret_key.encode(), b"perfwatch.auth.jwt.v1", hashlib.sha256).digest()
+    return _derive_key(settings.secret_key)
 
 
 def lifetime_seconds(settings: Settings, typ: TokenType) -> float:
@@ -87,6 +93,29 @@ def issue_token(
     }
     token = jwt.encode(payload, signing_key(settings), algorithm=ALGORITHM)
     return IssuedToken(token=token, claims=claims)
+
+
+# Verified access tokens by their exact text: a dashboard sends the same token every second,
+# and checking its signature again costs as much as answering /metrics/latest. An entry only
+# proves that this signing key signed this text; expiry is checked on every use.
+_VERIFIED_MAX = 4096
+_verified: dict[tuple[bytes, str], TokenClaims] = {}
+
+
+def decode_access_token(settings: Settings, token: str) -> TokenClaims:
+    """:func:`decode_token` for access tokens, remembering verified ones until they expire."""
+    key = (signing_key(settings), token)
+    claims = _verified.get(key)
+    if claims is None:
+        claims = decode_token(settings, token, expected=TokenType.ACCESS)
+        if len(_verified) >= _VERIFIED_MAX:
+            _verified.pop(next(iter(_verified)))
+        _verified[key] = claims
+    elif claims.expires_at <= time.time():
+        # PyJWT's rule (no leeway): expired once now >= exp.
+        _verified.pop(key, None)
+        raise AuthenticationError("the access token has expired; refresh it", code="token_expired")
+    return claims
 
 
 def decode_token(settings: Settings, token: str, *, expected: TokenType) -> TokenClaims:

@@ -67,7 +67,9 @@ async def unit_of_work(
     async with factory() as session:
         try:
             yield session
-            await session.commit()
+            if session.in_transaction() or session.new or session.dirty or session.deleted:
+                # (A request answered from the cache never touched the database.)
+                await session.commit()
         except BaseException:
             await session.rollback()
             raise

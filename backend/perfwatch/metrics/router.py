@@ -19,7 +19,7 @@ from perfwatch.api.errors import error_body, error_response, error_responses
 from perfwatch.auth.dependencies import ViewerUser, current_user, oauth2_scheme, viewer_or_above
 from perfwatch.auth.principals import Principal
 from perfwatch.cache import Subscription
-from perfwatch.db.session import get_engine
+from perfwatch.db.session import get_engine, unit_of_work
 from perfwatch.errors import InvalidQueryError
 from perfwatch.kit.repository import MAX_PAGE_SIZE
 from perfwatch.metrics.exposition import CONTENT_TYPE, scrape
@@ -31,7 +31,7 @@ from perfwatch.metrics.schemas import (
     Series,
     Summary,
 )
-from perfwatch.metrics.service import MetricsService
+from perfwatch.metrics.service import MetricsService, read_latest
 from perfwatch.metrics.timeparse import DEFAULT_MAX_SPAN, parse_duration, parse_range
 from perfwatch.sampler.publisher import live_channel
 
@@ -116,7 +116,6 @@ async def list_hosts(session: SessionDep, _viewer: ViewerUser) -> HostList:
 )
 async def latest(
     response: Response,
-    session: SessionDep,
     cache: CacheDep,
     _viewer: ViewerUser,
     metric_type: Annotated[
@@ -124,10 +123,7 @@ async def latest(
     ],
     host: HostQuery = None,
 ) -> LatestSnapshot | Response:
-    service = MetricsService(session, cache)
-    await service.check_type(metric_type)
-    resolved = await service.resolve_host(host)
-    snapshot, source = await service.latest(resolved, metric_type)
+    resolved, snapshot, source = await read_latest(cache, host, metric_type, unit_of_work)
     response.headers["X-Cache"] = "hit" if source == "cache" else "miss"
     if snapshot is None:
         return _not_found(resolved, metric_type)
@@ -155,13 +151,12 @@ _access_token_query = Query(
 
 async def stream_user(
     header_token: Annotated[str | None, Depends(oauth2_scheme)],
-    session: SessionDep,
     cache: CacheDep,
     settings: SettingsDep,
     access_token: Annotated[str | None, _access_token_query] = None,
 ) -> Principal:
     """The Bearer header, or ``?access_token=``, checked exactly like the header."""
-    user = await current_user(header_token or access_token, session, cache, settings)
+    user = await current_user(header_token or access_token, cache, settings)
     return await viewer_or_above(user)
 
 
@@ -337,7 +332,6 @@ prometheus_router = APIRouter(tags=["metrics"])
 
 async def scrape_auth(
     token: Annotated[str | None, Depends(oauth2_scheme)],
-    session: SessionDep,
     cache: CacheDep,
     settings: SettingsDep,
 ) -> None:
@@ -345,7 +339,7 @@ async def scrape_auth(
     expected = settings.metrics_token
     if expected and token and hmac.compare_digest(token.encode(), expected.encode()):
         return
-    await viewer_or_above(await current_user(token, session, cache, settings))
+    await viewer_or_above(await current_user(token, cache, settings))
 
 
 @prometheus_router.get(

@@ -12,7 +12,8 @@ import asyncio
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -104,22 +105,67 @@ def choose_step(start: datetime, end: datetime, step: timedelta | None, max_poin
     return candidate
 
 
+def check_host_name(host: str) -> str:
+    if not host.strip() or len(host) > MAX_HOST_LENGTH:
+        raise ValidationFailedError(f"host must be 1 to {MAX_HOST_LENGTH} characters")
+    return host
+
+
+async def read_latest(
+    cache: Cache,
+    host: str | None,
+    metric_type: str,
+    open_session: Callable[[], AbstractAsyncContextManager[AsyncSession]],
+) -> tuple[str, LatestSnapshot | None, Source]:
+    """``/metrics/latest`` as a use case of its own: ``(host, snapshot or None, source)``.
+
+    The hot case (a named host, a sampler type, a cache hit) opens no database session:
+    a dashboard polls it every second, and the session's set-up and commit cost more than
+    the answer. Anything else (no host given, another type, a miss) runs in a session of
+    its own from ``open_session``."""
+    tried_cache = host is not None and metric_type in METRIC_TYPES
+    if tried_cache:
+        assert host is not None
+        check_host_name(host)
+        cached = await MetricsService(None, cache)._from_cache(host, metric_type)
+        if cached is not None:
+            return host, cached, "cache"
+    async with open_session() as session:
+        service = MetricsService(session, cache)
+        await service.check_type(metric_type)
+        resolved = await service.resolve_host(host)
+        snapshot, source = await service.latest(resolved, metric_type, use_cache=not tried_cache)
+        return resolved, snapshot, source
+
+
 class MetricsService:
     """One per request (it holds the request's session); counters are shared via ``stats``."""
 
     def __init__(
         self,
-        session: AsyncSession,
+        session: AsyncSession | None,
         cache: Cache | None,
         *,
         stats: LatestLookupStats | None = None,
         cache_timeout: float = CACHE_TIMEOUT_SECONDS,
     ) -> None:
-        self.session = session
+        self._session = session
+        self._repository: SnapshotRepository | None = None
         self.cache = cache
-        self.repository = SnapshotRepository(session)
         self.stats = LATEST_LOOKUP_STATS if stats is None else stats
         self.cache_timeout = cache_timeout
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            raise RuntimeError("this MetricsService was made without a session (cache only)")
+        return self._session
+
+    @property
+    def repository(self) -> SnapshotRepository:
+        if self._repository is None:
+            self._repository = SnapshotRepository(self.session)
+        return self._repository
 
     # ----- catalogue ----------------------------------------------------------------------
     async def types(self) -> MetricTypeList:
@@ -140,9 +186,7 @@ class MetricsService:
         """``host`` when given; else the only host with stored snapshots. Nothing stored →
         ``NotFoundError``; several hosts → ``ValidationFailedError`` naming them."""
         if host is not None:
-            if not host.strip() or len(host) > MAX_HOST_LENGTH:
-                raise ValidationFailedError(f"host must be 1 to {MAX_HOST_LENGTH} characters")
-            return host
+            return check_host_name(host)
         seen = await self.repository.hosts_last_seen()
         if not seen:
             raise NotFoundError("no snapshots are stored yet, for any host")
@@ -175,12 +219,14 @@ class MetricsService:
             raise UnknownMetricTypeError(metric_type, known)
 
     # ----- latest -------------------------------------------------------------------------
-    async def latest(self, host: str, metric_type: str) -> tuple[LatestSnapshot | None, Source]:
+    async def latest(
+        self, host: str, metric_type: str, *, use_cache: bool = True
+    ) -> tuple[LatestSnapshot | None, Source]:
         """The newest snapshot: from the cache when it has one, else from the database (also
         when the cache fails or is slower than ``cache_timeout``). ``(None, "database")`` when
         the host has no snapshot of this type."""
         await self.check_type(metric_type)
-        cached = await self._from_cache(host, metric_type)
+        cached = await self._from_cache(host, metric_type) if use_cache else None
         if cached is not None:
             return cached, "cache"
         snapshot = await self.repository.latest(host, metric_type)
