@@ -13,11 +13,13 @@ through ``SnapshotPublisher``, so ``/api/v1/metrics/latest`` is a cache hit.
 Figures:
 
 - ``api_latest_*``: ``GET /metrics/latest?type=cpu&host=…``, 16 connections for
-  BENCH_API_LATEST_SECONDS (default 10).
+  BENCH_API_LATEST_SECONDS (default 10): the worker saturated, its throughput.
+- ``api_latest_light_*``: the same with 4 connections: latency below saturation.
 - ``api_mix_*``: 100 connections for BENCH_API_SECONDS (default 60), each request drawn at
   random: 70 % latest (random type), 20 % one hour of cpu percent downsampled, 5 % hosts,
   5 % types. Closed loop: every connection sends its next request as soon as the previous
-  answer arrives (no think time), the hardest case for 100 clients.
+  answer arrives (no think time), the hardest case for 100 clients. ``api_mix_pool_*``: the
+  server's own count of database connections taken and of the time spent waiting for them.
 - ``api_series_24h_*``: 24 h of cpu percent downsampled (≤ ``api.max_points`` buckets), one
   connection for BENCH_API_SERIES_SECONDS (default 10).
 """
@@ -64,6 +66,8 @@ DATABASE = "perfwatch_bench_api"
 HOST = "bench-api-host"
 SECRET_KEY = "bench-api-secret-key-0123456789-abcdefghijklmnop"
 TOKEN_MINUTES = 240
+LATEST_CONNECTIONS = 16
+LIGHT_CONNECTIONS = 4
 COPY_CHUNK = 20_000
 
 Report = Callable[[str, float, str], None]
@@ -379,6 +383,20 @@ def check(base_url: str, token: str) -> int:
     return buckets
 
 
+def pool_waits(base_url: str, token: str) -> dict[str, float]:
+    """The server's pool counters from its Prometheus exposition (``GET /metrics``)."""
+    answer = httpx.get(
+        f"{base_url}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+    answer.raise_for_status()
+    values: dict[str, float] = {}
+    for line in answer.text.splitlines():
+        name, _, value = line.partition(" ")
+        if name.startswith("perfwatch_db_pool_"):
+            values[name] = float(value)
+    return values
+
+
 # ----- the benchmark -------------------------------------------------------------------------
 
 
@@ -443,7 +461,10 @@ async def run(admin_url: str, report: Report) -> dict[str, Any]:
 
             cpu_before = server_cpu()
             latest = await load(
-                "single.lua", 16, latest_seconds, f"/api/v1/metrics/latest?type=cpu&host={HOST}"
+                "single.lua",
+                LATEST_CONNECTIONS,
+                latest_seconds,
+                f"/api/v1/metrics/latest?type=cpu&host={HOST}",
             )
             latest_cpu = server_cpu() - cpu_before
             report("api_latest_p50_ms", latest["p50_us"] / 1000, "ms")
@@ -458,9 +479,26 @@ async def run(admin_url: str, report: Report) -> dict[str, Any]:
             latest_seen = latest["hits"] + latest["misses"]
             report("api_latest_cache_hit_rate", 100 * latest["hits"] / max(1, latest_seen), "%")
 
+            # The same below saturation: 16 closed-loop connections keep the one worker at
+            # 100 % and measure its queue; 4 show the latency a few dashboards see.
+            light = await load(
+                "single.lua",
+                LIGHT_CONNECTIONS,
+                latest_seconds,
+                f"/api/v1/metrics/latest?type=cpu&host={HOST}",
+            )
+            report("api_latest_light_p50_ms", light["p50_us"] / 1000, "ms")
+            report("api_latest_light_p95_ms", light["p95_us"] / 1000, "ms")
+            report(
+                "api_latest_light_rps", light["requests"] / (light["duration_us"] / 1e6), "req/s"
+            )
+            report("api_latest_light_errors", failures(light), "requests")
+
+            pool_before = await asyncio.to_thread(pool_waits, server.base_url, token)
             cpu_before = server_cpu()
             mix = await load("mix.lua", 100, mix_seconds)
             mix_cpu = server_cpu() - cpu_before
+            pool_after = await asyncio.to_thread(pool_waits, server.base_url, token)
             report("api_mix_requests", mix["requests"], "requests")
             report("api_mix_rps", mix["requests"] / (mix["duration_us"] / 1e6), "req/s")
             report("api_mix_errors", failures(mix), "requests")
@@ -470,6 +508,22 @@ async def run(admin_url: str, report: Report) -> dict[str, Any]:
             report("api_mix_server_core_percent", 100 * mix_cpu / (mix["duration_us"] / 1e6), "%")
             mix_seen = mix["hits"] + mix["misses"]
             report("api_cache_hit_rate", 100 * mix["hits"] / max(1, mix_seen), "%")
+            checkouts = (
+                pool_after["perfwatch_db_pool_checkouts_total"]
+                - pool_before["perfwatch_db_pool_checkouts_total"]
+            )
+            waited = (
+                pool_after["perfwatch_db_pool_wait_seconds_total"]
+                - pool_before["perfwatch_db_pool_wait_seconds_total"]
+            )
+            report("api_mix_pool_checkouts", checkouts, "checkouts")
+            report("api_mix_pool_wait_mean_ms", 1000 * waited / max(1.0, checkouts), "ms")
+            # The longest single wait since the server started (warm-up included).
+            report(
+                "api_mix_pool_wait_max_ms",
+                1000 * pool_after["perfwatch_db_pool_wait_seconds_max"],
+                "ms",
+            )
 
             series = await load(
                 "single.lua",

@@ -574,5 +574,9 @@ async def test_prometheus_metrics(api_settings: Settings, monkeypatch: pytest.Mo
         if settings.database_dialect == "postgresql":
             assert samples["perfwatch_db_pool_checked_out"][0].endswith(" 1")
             assert "perfwatch_db_pool_size" in samples
+            checkouts = samples["perfwatch_db_pool_checkouts_total"][0].split()[-1]
+            assert float(checkouts) >= 1
+            assert "perfwatch_db_pool_wait_seconds_total" in samples
+            assert "perfwatch_db_pool_wait_seconds_max" in samples
         else:
             assert "perfwatch_db_pool_size" not in samples

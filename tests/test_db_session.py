@@ -456,6 +456,29 @@ async def test_postgres_pool_follows_the_settings(postgres_url: str) -> None:
         await engine.dispose()
 
 
+async def test_postgres_pool_counts_the_wait_for_a_connection(postgres_url: str) -> None:
+    engine = build_engine(make_settings(postgres_url, db_pool_size=1, db_max_overflow=0))
+    stats = engine.pool.wait_stats  # type: ignore[attr-defined]
+    try:
+        async with engine.connect() as first:
+            await first.execute(text("SELECT 1"))
+
+            async def second() -> None:
+                async with engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))
+
+            waiting = asyncio.create_task(second())
+            await asyncio.sleep(0.3)
+            assert not waiting.done()  # the only connection is held by `first`
+        await waiting
+        # Two checkouts; the second waited for the first to be returned.
+        assert stats.checkouts == 2
+        assert stats.max_wait_seconds >= 0.25
+        assert stats.wait_seconds >= stats.max_wait_seconds
+    finally:
+        await engine.dispose()
+
+
 # ----- slow-query log -------------------------------------------------------------------------
 def slow_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [record for record in caplog.records if record.name == "perfwatch.db.slow"]

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from perfwatch.config import Settings
+from perfwatch.db.pool import TimedQueuePool
 
 logger = logging.getLogger("perfwatch.db")
 slow_query_logger = logging.getLogger("perfwatch.db.slow")
@@ -43,6 +44,7 @@ def build_engine(settings: Settings, *, null_pool: bool = False) -> AsyncEngine:
         kwargs["poolclass"] = NullPool
     elif settings.database_dialect != "sqlite":
         kwargs.update(
+            poolclass=TimedQueuePool,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout,

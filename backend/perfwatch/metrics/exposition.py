@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from perfwatch.cache import Cache
+from perfwatch.db.pool import PoolWaitStats
 from perfwatch.metrics.service import LATEST_LOOKUP_STATS, LatestLookupStats, MetricsService
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -292,6 +293,26 @@ def add_process_health(
                 "gauge",
                 "Connections beyond the pool size",
                 max(pool.overflow(), 0),
+            )
+        waits = getattr(pool, "wait_stats", None)
+        if isinstance(waits, PoolWaitStats):
+            out.add(
+                "perfwatch_db_pool_checkouts_total",
+                "counter",
+                "Connections taken from the pool",
+                waits.checkouts,
+            )
+            out.add(
+                "perfwatch_db_pool_wait_seconds_total",
+                "counter",
+                "Time spent getting a connection from the pool (waiting, or opening one)",
+                waits.wait_seconds,
+            )
+            out.add(
+                "perfwatch_db_pool_wait_seconds_max",
+                "gauge",
+                "Longest single wait for a pool connection since start",
+                waits.max_wait_seconds,
             )
     if sampler_status is not None:
         add_sampler(out, sampler_status)
