@@ -21,6 +21,7 @@ from perfwatch.db.session import unit_of_work
 from perfwatch.db.types import utcnow
 from perfwatch.models import UserRole
 from perfwatch.users.repository import UserRepository
+from perfwatch.users.service import UserService
 from tests.api_helpers import (
     access_token,
     add_user,
@@ -243,6 +244,24 @@ async def test_changes_made_elsewhere_apply_within_auth_cache_seconds(
         assert remembered.status_code == 200, remembered.text
         await asyncio.sleep(0.6)
         refused = await client.get("/api/v1/metrics/types", headers=bearer(token))
+        assert_error(refused, 401, "invalid_token")
+
+
+async def test_a_deactivation_is_not_undone_by_a_check_before_its_commit(
+    api_settings: Settings,
+) -> None:
+    """A request that verifies the token between the change and its commit reads the old row;
+    what it remembers must be dropped when the change commits."""
+    async with running_app(api_settings) as app, client_of(app) as client:
+        account = await add_user()
+        headers = bearer(
+            (await login(client, account.username, account.password)).json()["access_token"]
+        )
+        async with unit_of_work() as session:
+            await UserService(session).update_user(account.user.id, {"is_active": False})
+            early = await client.get("/api/v1/metrics/types", headers=headers)
+            assert early.status_code == 200, early.text  # not committed yet: still active
+        refused = await client.get("/api/v1/metrics/types", headers=headers)
         assert_error(refused, 401, "invalid_token")
 
 

@@ -5,7 +5,8 @@ database. For a dashboard polling ``/metrics/latest`` every second those two rea
 than the answer itself, so a verified user is remembered for ``AUTH_CACHE_SECONDS`` (default 5):
 
 * changes made through this process (deactivate, delete, role change, password change, a
-  refresh token reused) call :func:`forget` and apply at the next request;
+  refresh token reused) forget the account (:func:`forget_when_committed`, or after the
+  revocation record is written) and apply at the next request;
 * changes made elsewhere (the CLI, another worker) apply within ``AUTH_CACHE_SECONDS``;
 * only successful checks are remembered: a refused token is checked again every time;
 * refresh tokens never use it: they are checked against the cache and the database each time.
@@ -18,6 +19,10 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from perfwatch.models import User, UserRole
 
@@ -89,6 +94,18 @@ principal_cache = PrincipalCache()
 
 
 def forget(user_id: uuid.UUID) -> None:
-    """Drop what this process remembers of ``user_id``: call it on every change that can
-    refuse or alter the account's tokens."""
+    """Drop what this process remembers of ``user_id``."""
     principal_cache.forget(user_id)
+
+
+def forget_when_committed(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """For a change to the account in ``session``: forget now, and again once it commits, so
+    that a request reading the old row before the commit cannot keep it for AUTH_CACHE_SECONDS."""
+    forget(user_id)
+
+    def when_committed(committed: Session) -> None:
+        # after_commit also fires when a savepoint is released: only the real commit counts.
+        if not committed.in_nested_transaction():
+            forget(user_id)
+
+    event.listen(session.sync_session, "after_commit", when_committed)

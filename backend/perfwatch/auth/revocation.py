@@ -46,7 +46,6 @@ async def revoke_tokens_issued_before(
 ) -> float:
     """Refuse every token of ``user_id`` issued up to now; return the cut-off time."""
     cutoff = time.time() if now is None else now
-    forget(user_id)
     try:
         await cache.set(
             REVOKED_BEFORE_KEY.format(user_id=user_id),
@@ -59,6 +58,8 @@ async def revoke_tokens_issued_before(
             "nothing was changed, try again shortly",
             code="cache_unavailable",
         ) from exc
+    # After the record is written: a request checking in between must not remember the old state.
+    forget(user_id)
     return cutoff
 
 

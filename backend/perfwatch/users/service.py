@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from perfwatch.auth.principals import Principal, forget
+from perfwatch.auth.principals import Principal, forget_when_committed
 from perfwatch.errors import ConflictError, InvalidQueryError, NotFoundError, ValidationFailedError
 from perfwatch.kit.repository import Page
 from perfwatch.models import User, UserRole
@@ -129,7 +129,7 @@ class UserService:
         await self._keep_an_admin(user, losing_admin=losing_admin)
         if not changes:
             return user
-        forget(user.id)
+        forget_when_committed(self.users.session, user.id)
         return await self.users.update(user, **dict(changes))
 
     async def delete_user(self, user_id: uuid.UUID, *, actor: Principal) -> None:
@@ -138,7 +138,7 @@ class UserService:
             raise ConflictError("you cannot delete your own account; ask another administrator")
         user = await self.get_user(user_id)
         await self._keep_an_admin(user, losing_admin=True)
-        forget(user.id)
+        forget_when_committed(self.users.session, user.id)
         await self.users.soft_delete(user)
 
     async def restore_user(self, user_id: uuid.UUID) -> User:
