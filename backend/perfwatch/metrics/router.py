@@ -16,6 +16,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from perfwatch.api.dependencies import CacheDep, SessionDep, SettingsDep
 from perfwatch.api.errors import error_body, error_response, error_responses
+from perfwatch.api.responses import model_response
 from perfwatch.auth.dependencies import ViewerUser, current_user, oauth2_scheme, viewer_or_above
 from perfwatch.auth.principals import Principal
 from perfwatch.cache import Subscription
@@ -115,19 +116,17 @@ async def list_hosts(session: SessionDep, _viewer: ViewerUser) -> HostList:
     },
 )
 async def latest(
-    response: Response,
     cache: CacheDep,
     _viewer: ViewerUser,
     metric_type: Annotated[
         str, Query(alias="type", description="Metric type, e.g. cpu", max_length=64)
     ],
     host: HostQuery = None,
-) -> LatestSnapshot | Response:
+) -> Response:
     resolved, snapshot, source = await read_latest(cache, host, metric_type, unit_of_work)
-    response.headers["X-Cache"] = "hit" if source == "cache" else "miss"
     if snapshot is None:
         return _not_found(resolved, metric_type)
-    return snapshot
+    return model_response(snapshot, headers={"X-Cache": "hit" if source == "cache" else "miss"})
 
 
 def _not_found(host: str, metric_type: str) -> Response:
@@ -281,17 +280,21 @@ async def series(
     await service.check_type(metric_type)
     resolved = await service.resolve_host(host)
     if raw:
-        return await service.raw(resolved, metric_type, begin, end, cursor=cursor, limit=limit)
+        return model_response(
+            await service.raw(resolved, metric_type, begin, end, cursor=cursor, limit=limit)
+        )
     if cursor is not None:
         raise InvalidQueryError("cursor applies to raw pages only; add raw=true")
-    return await service.series(
-        resolved,
-        metric_type,
-        begin,
-        end,
-        _fields(fields, required=True),
-        step=None if step is None else parse_duration(step),
-        max_points=await service.max_points(),
+    return model_response(
+        await service.series(
+            resolved,
+            metric_type,
+            begin,
+            end,
+            _fields(fields, required=True),
+            step=None if step is None else parse_duration(step),
+            max_points=await service.max_points(),
+        )
     )
 
 
@@ -310,12 +313,14 @@ async def summary(
     start: FromQuery = None,
     to: ToQuery = None,
     host: HostQuery = None,
-) -> Summary:
+) -> Response:
     begin, end = parse_range(start, to, max_span=MAX_SPAN)
     service = MetricsService(session, None)
     await service.check_type(metric_type)
     resolved = await service.resolve_host(host)
-    return await service.summary(resolved, metric_type, begin, end, _fields(fields, required=True))
+    return model_response(
+        await service.summary(resolved, metric_type, begin, end, _fields(fields, required=True))
+    )
 
 
 # ----- Prometheus ---------------------------------------------------------------------------------
