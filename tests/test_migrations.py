@@ -36,9 +36,15 @@ from tests.helpers import (
 from tests.services import REPO_ROOT, PostgresServer
 
 BACKEND_DIR = REPO_ROOT / "backend"
-APP_TABLES = frozenset({"users", "config_entries", "archive_policies", "metric_snapshots"})
+APP_TABLES = frozenset(
+    {"users", "config_entries", "archive_policies", "metric_snapshots", "metric_rollups_1m"}
+)
 PARTITION_FUNCTION = "perfwatch_ensure_snapshot_partitions"
-HEAD = ScriptDirectory.from_config(migrations.alembic_config()).get_current_head()
+SCRIPTS = ScriptDirectory.from_config(migrations.alembic_config())
+HEAD = SCRIPTS.get_current_head()
+REVISIONS = len(list(SCRIPTS.walk_revisions()))
+# Alembic's log line for the step that reaches the head ("Running upgrade 0001 -> 0002, …").
+TO_HEAD = f" -> {HEAD}, "
 
 
 def table_names(url: str) -> set[str]:
@@ -100,6 +106,7 @@ def assert_schema_gone(url: str) -> None:
         relations = fetch(
             url,
             "SELECT relname FROM pg_class WHERE relname LIKE 'metric_snapshots%' "
+            "OR relname LIKE 'metric_rollups%' "
             "OR relname LIKE 'users%' OR relname LIKE 'config_entries%' "
             "OR relname LIKE 'archive_policies%'",
         )
@@ -118,7 +125,7 @@ def test_alembic_upgrade_downgrade_upgrade(empty_url: str, tmp_path: Path) -> No
         "cd backend && alembic upgrade head && alembic downgrade base && alembic upgrade head", env
     )
     assert result.returncode == 0, result.stderr
-    assert result.stderr.count(f"Running upgrade  -> {HEAD}") == 2
+    assert result.stderr.count(TO_HEAD) == 2
     assert f"Running downgrade {HEAD} -> " in result.stderr
     assert_schema_at_head(empty_url)
 
@@ -140,7 +147,8 @@ def test_downgrade_base_removes_every_app_object(empty_url: str, tmp_path: Path)
 
     result = run_shell("cd backend && alembic upgrade head && alembic upgrade head", env)
     assert result.returncode == 0, result.stderr
-    assert result.stderr.count("Running upgrade") == 1  # the second upgrade has nothing to do
+    # The second upgrade has nothing to do.
+    assert result.stderr.count("Running upgrade") == REVISIONS
     assert_schema_at_head(empty_url)
 
 
@@ -181,10 +189,13 @@ EXPECTED_CONSTRAINTS = {
     "ck_archive_policies_downsample_interval_positive",
     "pk_metric_snapshots",
     "uq_metric_snapshots_host_metric_type_captured_at",
+    "pk_metric_rollups_1m",
+    "ck_metric_rollups_1m_counts_consistent",
 }
 EXPECTED_INDEXES = {
     "ix_metric_snapshots_metric_type_captured_at",
     "ix_metric_snapshots_captured_at",
+    "ix_metric_rollups_1m_host_metric_type_minute",
     # Case-insensitive uniqueness (expression indexes on lower()).
     "uq_users_lower_username",
     "uq_users_lower_email",
@@ -205,6 +216,8 @@ async def test_postgres_schema(postgres_url: str) -> None:
     assert columns["metric_snapshots", "captured_at"] == "timestamp with time zone"
     assert columns["metric_snapshots", "id"] == "bigint"
     assert columns["users", "id"] == "uuid"
+    assert columns["metric_rollups_1m", "minute"] == "timestamp with time zone"
+    assert columns["metric_rollups_1m", "value_sum"] == "double precision"
 
     constraints = {
         row["conname"]
@@ -231,6 +244,14 @@ async def test_postgres_schema(postgres_url: str) -> None:
         "WHERE c.conname = 'pk_metric_snapshots'",
     )
     assert {row["attname"] for row in primary_key} == {"id", "captured_at"}
+    rollup_key = await pg_fetch(
+        postgres_url,
+        "SELECT a.attname FROM pg_constraint c "
+        "CROSS JOIN generate_subscripts(c.conkey, 1) AS k(i) JOIN pg_attribute a "
+        "ON a.attrelid = c.conrelid AND a.attnum = c.conkey[k.i] "
+        "WHERE c.conname = 'pk_metric_rollups_1m' ORDER BY k.i",
+    )
+    assert [row["attname"] for row in rollup_key] == ["host", "metric_type", "field", "minute"]
     kind = await pg_fetch(
         postgres_url, "SELECT relkind::text FROM pg_class WHERE relname = 'metric_snapshots'"
     )
@@ -275,7 +296,8 @@ def test_perfwatch_db_commands(empty_url: str, tmp_path: Path) -> None:
     # From a directory without alembic.ini: the one beside the package is found.
     result = perfwatch("db", "history", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert f"<base> -> {HEAD} (head)" in result.stdout
+    assert f"-> {HEAD} (head)" in result.stdout
+    assert "<base> -> 0001" in result.stdout
 
     result = perfwatch("db", "current", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -287,7 +309,12 @@ def test_perfwatch_db_commands(empty_url: str, tmp_path: Path) -> None:
     result = perfwatch("db", "current", env=env, cwd=tmp_path)
     assert result.stdout.strip() == f"{HEAD} (head)"
 
-    result = perfwatch("db", "downgrade", env=env, cwd=tmp_path)  # one step: to base
+    result = perfwatch("db", "downgrade", env=env, cwd=tmp_path)  # one step: 0002 → 0001
+    assert result.returncode == 0, result.stderr
+    assert table_names(empty_url) & APP_TABLES == APP_TABLES - {"metric_rollups_1m"}
+    assert perfwatch("db", "current", env=env, cwd=tmp_path).stdout.strip() == "0001"
+
+    result = perfwatch("db", "downgrade", "base", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert_schema_gone(empty_url)
     assert perfwatch("db", "current", env=env, cwd=tmp_path).stdout.strip() == ""
@@ -370,7 +397,7 @@ def test_concurrent_upgrades_on_an_empty_database_migrate_once(
     )
     for result in results:
         assert result.returncode == 0, result.stderr
-    runs = sum(result.stderr.count(f"Running upgrade  -> {HEAD}") for result in results)
+    runs = sum(result.stderr.count(TO_HEAD) for result in results)
     assert runs == 1
     assert_schema_at_head(empty_pg_url)
 

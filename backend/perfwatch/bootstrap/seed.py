@@ -20,6 +20,7 @@ from perfwatch.bootstrap.defaults import METRIC_TYPES
 from perfwatch.db.partitions import ensure_snapshot_partitions
 from perfwatch.db.session import unit_of_work
 from perfwatch.metrics.repository import SnapshotRepository, SnapshotRow
+from perfwatch.metrics.rollups import RollupRepository
 
 SCHEMA_VERSION = 1
 MAX_SEED_DAYS = 30
@@ -285,7 +286,12 @@ async def seed_history(
     for metric_type in plan.metric_types:
         for batch in _batches(generate_rows(plan, metric_type), batch_size):
             async with unit_of_work(sessionmaker) as session:
-                inserted += await SnapshotRepository(session).bulk_insert_ignore_conflicts(batch)
+                stored = await SnapshotRepository(session).bulk_insert_ignore_conflicts(batch)
+                if stored:  # history may land in minutes a series has rolled up already
+                    await RollupRepository(session).forget_late(
+                        (row.host, row.captured_at, row.metric_type) for row in batch
+                    )
+                inserted += stored
             if on_progress is not None:
                 on_progress(len(batch))
     return inserted

@@ -7,7 +7,7 @@ import binascii
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, cast
@@ -15,9 +15,17 @@ from typing import Any, ClassVar, cast
 from sqlalchemy import CursorResult, String, TextClause, and_, bindparam, column, or_, select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from perfwatch.db.types import UTCDateTime
+from perfwatch.db.types import UTCDateTime, utcnow
 from perfwatch.errors import InvalidQueryError
 from perfwatch.kit.repository import MAX_PAGE_SIZE, Repository
+from perfwatch.metrics.rollups import (
+    MINUTE,
+    Minutes,
+    RollupRepository,
+    epoch_seconds,
+    from_epoch,
+    rolled_up_minutes,
+)
 from perfwatch.models import MetricSnapshot
 
 # One statement for the whole batch: arrays are unnested server-side, which keeps PostgreSQL
@@ -181,6 +189,49 @@ def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def _buckets_from_minutes(
+    minutes: Minutes, paths: Sequence[str], step_seconds: int
+) -> list[Bucket]:
+    """Per-minute rows (``rollups.MinuteRow``) merged into epoch-aligned buckets of
+    ``step_seconds`` (a multiple of 60): counts and sums add up, the average is their ratio."""
+    buckets: list[Bucket] = []
+    start: int | None = None
+    merged: list[Any] = []
+    for minute in sorted(minutes):
+        row = minutes[minute]
+        bucket = minute - minute % step_seconds
+        if bucket != start:
+            if start is not None:
+                buckets.append(_bucket(start, merged, paths))
+            start, merged = bucket, list(row)
+            continue
+        merged[0] += row[0]
+        for k in range(1, len(row), 4):
+            if not row[k]:
+                continue
+            if not merged[k]:
+                merged[k : k + 4] = row[k : k + 4]
+                continue
+            merged[k] += row[k]
+            merged[k + 1] += row[k + 1]
+            merged[k + 2] = min(merged[k + 2], row[k + 2])
+            merged[k + 3] = max(merged[k + 3], row[k + 3])
+    if start is not None:
+        buckets.append(_bucket(start, merged, paths))
+    return buckets
+
+
+def _bucket(start: int, row: Sequence[Any], paths: Sequence[str]) -> Bucket:
+    fields = {}
+    for i, path in enumerate(paths):
+        count, total, low, high = row[1 + 4 * i : 5 + 4 * i]
+        if count:
+            fields[path] = FieldStats(avg=total / count, min=float(low), max=float(high))
+        else:
+            fields[path] = FieldStats(avg=None, min=None, max=None)
+    return Bucket(start=from_epoch(start), count=row[0], fields=fields)
+
+
 class _SnapshotQueries:
     """SQL text of the read-side queries for one dialect; field values are bound parameters."""
 
@@ -219,9 +270,22 @@ class _SnapshotQueries:
         return ", ".join(f"{value} AS v{index}" for index, value in enumerate(self.values))
 
     def downsample(self) -> str:
-        aggregates = "".join(
-            f", avg(v.v{i}), min(v.v{i}), max(v.v{i})" for i in range(len(self.fields))
+        return self._per_bucket(
+            "".join(f", avg(v.v{i}), min(v.v{i}), max(v.v{i})" for i in range(len(self.fields)))
         )
+
+    def totals(self) -> str:
+        """Per bucket: snapshots, then per field the count, sum, min and max of its numbers."""
+        # SQLite's sum() of integers is an integer that can overflow; total() is a float.
+        total = "sum" if self.postgres else "total"
+        return self._per_bucket(
+            "".join(
+                f", count(v.v{i}), {total}(v.v{i}), min(v.v{i}), max(v.v{i})"
+                for i in range(len(self.fields))
+            )
+        )
+
+    def _per_bucket(self, aggregates: str) -> str:
         if self.postgres:
             bucket = (
                 "date_bin(CAST(:width AS interval), s.captured_at, CAST(:origin AS timestamptz))"
@@ -510,23 +574,43 @@ class SnapshotRepository(Repository[MetricSnapshot]):
         end: datetime,
         fields: Sequence[str],
         step_seconds: int,
+        use_rollups: bool = True,
+        now: datetime | None = None,
     ) -> list[Bucket]:
         """Buckets of ``step_seconds`` (aligned to the Unix epoch) over ``[start, end)`` with
         avg/min/max per field, oldest first. Buckets without any snapshot are left out; values
-        that are missing or not numbers (null, strings, booleans, objects) are ignored."""
+        that are missing or not numbers (null, strings, booleans, objects) are ignored.
+
+        A width of whole minutes is assembled from per-minute rollups (``metrics/rollups.py``),
+        which may store the minutes they lacked in the session's transaction (in a savepoint: a
+        refused write is logged and skipped). ``now`` (default: the clock) decides which minutes
+        have settled; ``use_rollups=False`` reads ``metric_snapshots`` alone.
+        """
         paths = validate_fields(fields)
-        params = _range_params(host, metric_type, start, end)
+        _range_params(host, metric_type, start, end)
         if not isinstance(step_seconds, int) or step_seconds < 1:
             raise InvalidQueryError(
                 f"step must be a whole number of seconds ≥ 1, got {step_seconds}"
             )
-        queries = _SnapshotQueries(self._dialect(), paths)
-        params.update(queries.params)
-        if queries.postgres:
-            params.update(width=timedelta(seconds=step_seconds), origin=_BUCKET_ORIGIN)
-        else:
-            params["step"] = step_seconds
-        rows = (await self.session.execute(_typed(queries.downsample()), params)).all()
+        if use_rollups and step_seconds % MINUTE == 0:
+
+            async def raw(low: datetime, high: datetime) -> Minutes:
+                return await self.minute_totals(host, metric_type, paths, low, high)
+
+            minutes = await rolled_up_minutes(
+                RollupRepository(self.session),
+                raw,
+                host=host,
+                metric_type=metric_type,
+                fields=paths,
+                start=start,
+                end=end,
+                now=now or utcnow(),
+            )
+            return _buckets_from_minutes(minutes, paths, step_seconds)
+        rows = await self._per_bucket(
+            _SnapshotQueries.downsample, host, metric_type, paths, start, end, step_seconds
+        )
         buckets = []
         for row in rows:
             bucket_start = row[0]
@@ -544,6 +628,38 @@ class SnapshotRepository(Repository[MetricSnapshot]):
                 Bucket(start=bucket_start.astimezone(UTC), count=int(row[1]), fields=stats)
             )
         return buckets
+
+    async def minute_totals(
+        self, host: str, metric_type: str, paths: Sequence[str], start: datetime, end: datetime
+    ) -> Minutes:
+        """The minutes of ``[start, end)`` that hold snapshots, as ``rollups.MinuteRow``
+        computed from the snapshots (what rollups store). ``paths`` must be validated."""
+        rows = await self._per_bucket(
+            _SnapshotQueries.totals, host, metric_type, paths, start, end, MINUTE
+        )
+        return {
+            epoch_seconds(row[0]) if isinstance(row[0], datetime) else int(row[0]): tuple(row[1:])
+            for row in rows
+        }
+
+    async def _per_bucket(
+        self,
+        statement: Callable[[_SnapshotQueries], str],
+        host: str,
+        metric_type: str,
+        paths: Sequence[str],
+        start: datetime,
+        end: datetime,
+        step_seconds: int,
+    ) -> Sequence[Any]:
+        params = _range_params(host, metric_type, start, end)
+        queries = _SnapshotQueries(self._dialect(), paths)
+        params.update(queries.params)
+        if queries.postgres:
+            params.update(width=timedelta(seconds=step_seconds), origin=_BUCKET_ORIGIN)
+        else:
+            params["step"] = step_seconds
+        return (await self.session.execute(_typed(statement(queries)), params)).all()
 
     async def summarize(
         self,

@@ -3,6 +3,7 @@
 from perfwatch.db.base import Base
 from perfwatch.models.archive_policy import ArchiveAction, ArchivePolicy
 from perfwatch.models.config_entry import ConfigEntry
+from perfwatch.models.metric_rollup import MetricRollup
 from perfwatch.models.metric_snapshot import MetricSnapshot
 from perfwatch.models.user import User, UserRole
 
@@ -11,6 +12,7 @@ __all__ = [
     "ArchivePolicy",
     "Base",
     "ConfigEntry",
+    "MetricRollup",
     "MetricSnapshot",
     "User",
     "UserRole",
