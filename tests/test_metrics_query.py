@@ -4,6 +4,7 @@ values from the cache (in-process and Redis) or the database."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -134,12 +135,12 @@ async def test_series_ignores_missing_and_non_numeric_values(session: AsyncSessi
 
     [bucket] = series.buckets
     assert bucket.count == len(documents)
-    assert bucket.fields["percent"].model_dump() == {
+    assert asdict(bucket.fields["percent"]) == {
         "avg": pytest.approx(15.25),
         "min": 10,
         "max": 20.5,
     }
-    assert bucket.fields["absent.path"].model_dump() == {"avg": None, "min": None, "max": None}
+    assert asdict(bucket.fields["absent.path"]) == {"avg": None, "min": None, "max": None}
     assert summary.count == len(documents)
     assert summary.fields["percent"].count == 2
     assert summary.fields["absent.path"].model_dump() == {
@@ -161,7 +162,7 @@ async def test_series_reads_array_elements(session: AsyncSession) -> None:
         HOST, "cpu", T0, at(60), ["per_core.1"], step=timedelta(minutes=1)
     )
 
-    assert series.buckets[0].fields["per_core.1"].model_dump() == {"avg": 15.0, "min": 0, "max": 30}
+    assert asdict(series.buckets[0].fields["per_core.1"]) == {"avg": 15.0, "min": 0, "max": 30}
 
 
 @pytest.mark.parametrize(

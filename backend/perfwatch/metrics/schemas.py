@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from perfwatch.metrics.repository import Bucket
+
 Source = Literal["cache", "database"]
 
 _T0 = "2026-11-27T10:00:00Z"
@@ -83,18 +85,9 @@ class LatestSnapshot(BaseModel):
     source: Source = Field(description="'cache' (latest-value cache) or 'database'")
 
 
-class FieldStats(BaseModel):
-    avg: float | None
-    min: float | None
-    max: float | None
-
-
-class SeriesBucket(BaseModel):
-    start: datetime = Field(description="Bucket start; the bucket covers [start, start + step)")
-    count: int = Field(description="Snapshots in the bucket")
-    fields: dict[str, FieldStats] = Field(
-        description="Per field; null where no snapshot of the bucket had a number there"
-    )
+# A series' buckets are the repository's dataclasses as they are: pydantic writes them out
+# directly, where building and validating a model per bucket took a third of a 24 h series.
+SeriesBucket = Bucket
 
 
 class Series(BaseModel):

@@ -27,7 +27,6 @@ from perfwatch.errors import InvalidQueryError, NotFoundError, ValidationFailedE
 from perfwatch.kit.repository import MAX_PAGE_SIZE
 from perfwatch.metrics.repository import SnapshotRepository, validate_fields
 from perfwatch.metrics.schemas import (
-    FieldStats,
     FieldSummary,
     HostInfo,
     HostList,
@@ -36,7 +35,6 @@ from perfwatch.metrics.schemas import (
     RawPage,
     RawSnapshot,
     Series,
-    SeriesBucket,
     Source,
     Summary,
 )
@@ -307,17 +305,7 @@ class MetricsService:
             end=end,
             step_seconds=width,
             fields=paths,
-            buckets=[
-                SeriesBucket(
-                    start=bucket.start,
-                    count=bucket.count,
-                    fields={
-                        path: FieldStats(avg=stats.avg, min=stats.min, max=stats.max)
-                        for path, stats in bucket.fields.items()
-                    },
-                )
-                for bucket in buckets
-            ],
+            buckets=buckets,
         )
 
     async def raw(
