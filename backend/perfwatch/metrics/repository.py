@@ -611,22 +611,21 @@ class SnapshotRepository(Repository[MetricSnapshot]):
         rows = await self._per_bucket(
             _SnapshotQueries.downsample, host, metric_type, paths, start, end, step_seconds
         )
+        # Positional arguments and no needless time-zone conversion: an hour at 5 s is 720
+        # buckets per request, and this loop was a fifth of the request's CPU.
+        columns = [(path, 2 + 3 * i) for i, path in enumerate(paths)]
         buckets = []
         for row in rows:
             bucket_start = row[0]
             if not isinstance(bucket_start, datetime):
                 bucket_start = _BUCKET_ORIGIN + timedelta(seconds=int(bucket_start))
+            elif bucket_start.tzinfo is not UTC:
+                bucket_start = bucket_start.astimezone(UTC)
             stats = {
-                path: FieldStats(
-                    avg=_float(row[2 + 3 * i]),
-                    min=_float(row[3 + 3 * i]),
-                    max=_float(row[4 + 3 * i]),
-                )
-                for i, path in enumerate(paths)
+                path: FieldStats(_float(row[at]), _float(row[at + 1]), _float(row[at + 2]))
+                for path, at in columns
             }
-            buckets.append(
-                Bucket(start=bucket_start.astimezone(UTC), count=int(row[1]), fields=stats)
-            )
+            buckets.append(Bucket(bucket_start, int(row[1]), stats))
         return buckets
 
     async def minute_totals(
