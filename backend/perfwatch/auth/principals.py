@@ -55,6 +55,8 @@ class PrincipalCache:
     def __init__(self, ttl_seconds: float = 5.0) -> None:
         self.ttl_seconds = ttl_seconds
         self._entries: dict[uuid.UUID, _Entry] = {}
+        # Counts forget() calls: a check that began before one must not store what it read.
+        self._forgotten = 0
 
     def configure(self, ttl_seconds: float) -> None:
         self.ttl_seconds = ttl_seconds
@@ -73,8 +75,14 @@ class PrincipalCache:
             return None
         return entry.principal
 
-    def remember(self, principal: Principal, revoked_before: float | None) -> None:
-        if self.ttl_seconds <= 0:
+    def mark(self) -> int:
+        """Take before reading the account; pass to :meth:`remember`."""
+        return self._forgotten
+
+    def remember(self, principal: Principal, revoked_before: float | None, mark: int) -> None:
+        """Keep what a check read, unless an account was forgotten since ``mark`` (the read
+        may predate that change: rare, so any account's change skips it)."""
+        if self.ttl_seconds <= 0 or mark != self._forgotten:
             return
         if len(self._entries) >= MAX_ENTRIES:
             self._entries.pop(next(iter(self._entries)))
@@ -83,6 +91,7 @@ class PrincipalCache:
         )
 
     def forget(self, user_id: uuid.UUID) -> None:
+        self._forgotten += 1
         self._entries.pop(user_id, None)
 
     def clear(self) -> None:

@@ -122,6 +122,7 @@ class AuthService:
         remembered = principal_cache.get(claims.user_id, claims.issued_at)
         if remembered is not None:
             return remembered
+        mark = principal_cache.mark()
         try:
             cutoff = await revocation_cutoff(self.cache, claims)
             checked = True
@@ -132,7 +133,7 @@ class AuthService:
             raise AuthenticationError(REVOKED, code="token_revoked")
         principal = Principal.of(await self._active_user(claims.user_id))
         if checked:
-            principal_cache.remember(principal, cutoff)
+            principal_cache.remember(principal, cutoff, mark)
         return principal
 
     # ----- use cases ----------------------------------------------------------------------
