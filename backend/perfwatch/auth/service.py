@@ -116,12 +116,10 @@ class AuthService:
         return principal_cache.get(claims.user_id, claims.issued_at)
 
     async def authenticate(self, token: str) -> Principal:
-        """Who an access token belongs to, if the token and the account are valid. A success
-        is remembered for AUTH_CACHE_SECONDS (see :mod:`perfwatch.auth.principals`)."""
+        """Who an access token belongs to, checked in full (revocation in the cache, account
+        in the database); a success is remembered for AUTH_CACHE_SECONDS, which
+        :meth:`remembered` consults first (see :mod:`perfwatch.auth.principals`)."""
         claims = decode_access_token(self.settings, token)
-        remembered = principal_cache.get(claims.user_id, claims.issued_at)
-        if remembered is not None:
-            return remembered
         mark = principal_cache.mark()
         try:
             cutoff = await revocation_cutoff(self.cache, claims)

@@ -121,13 +121,12 @@ async def read_latest(
     a dashboard polls it every second, and the session's set-up and commit cost more than
     the answer. Anything else (no host given, another type, a miss) runs in a session of
     its own from ``open_session``."""
-    tried_cache = host is not None and metric_type in METRIC_TYPES
-    if tried_cache:
-        assert host is not None
-        check_host_name(host)
-        cached = await MetricsService(None, cache)._from_cache(host, metric_type)
+    tried_cache = False
+    if host is not None and metric_type in METRIC_TYPES:
+        cached = await MetricsService(None, cache).cached_latest(check_host_name(host), metric_type)
         if cached is not None:
             return host, cached, "cache"
+        tried_cache = True
     async with open_session() as session:
         service = MetricsService(session, cache)
         await service.check_type(metric_type)
@@ -224,7 +223,7 @@ class MetricsService:
         when the cache fails or is slower than ``cache_timeout``). ``(None, "database")`` when
         the host has no snapshot of this type."""
         await self.check_type(metric_type)
-        cached = await self._from_cache(host, metric_type) if use_cache else None
+        cached = await self.cached_latest(host, metric_type) if use_cache else None
         if cached is not None:
             return cached, "cache"
         snapshot = await self.repository.latest(host, metric_type)
@@ -241,7 +240,9 @@ class MetricsService:
             "database",
         )
 
-    async def _from_cache(self, host: str, metric_type: str) -> LatestSnapshot | None:
+    async def cached_latest(self, host: str, metric_type: str) -> LatestSnapshot | None:
+        """The latest-value cache's snapshot, or None (absent, unreadable, or the cache away:
+        counted in ``stats``). Needs no session."""
         if self.cache is None:
             self.stats.misses += 1
             return None
