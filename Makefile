@@ -34,10 +34,11 @@ fuzz: $(STAMP)  ## Fuzz the HTTP API from its OpenAPI spec: no 5xx, responses as
 	@PERFWATCH_FUZZ=1 $(BIN)/pytest tests/test_api_fuzz.py -p no:cacheprovider $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "error: pytest collected no fuzz tests" >&2; exit 1; fi; exit $$status
 
-lint: $(STAMP)  ## ruff lint + format check, mypy on perfwatch/
+lint: $(STAMP)  ## ruff lint + format check, mypy on perfwatch/, import directions (import-linter)
 	$(BIN)/ruff check --config backend/pyproject.toml backend tests bench
 	$(BIN)/ruff format --check --config backend/pyproject.toml backend tests bench
 	cd backend && ../$(BIN)/mypy perfwatch
+	cd backend && ../$(BIN)/lint-imports --no-cache
 
 format: $(STAMP)  ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix --config backend/pyproject.toml backend tests bench

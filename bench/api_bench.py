@@ -56,6 +56,7 @@ from perfwatch.auth.tokens import TokenType, issue_token  # noqa: E402
 from perfwatch.bootstrap.seed import METRIC_TYPES, SeedPlan, generate_rows  # noqa: E402
 from perfwatch.cache.redis import RedisCache  # noqa: E402
 from perfwatch.config import Settings  # noqa: E402
+from perfwatch.contract.metrics import encode_snapshot  # noqa: E402
 from perfwatch.db import migrations  # noqa: E402
 from perfwatch.db.engine import build_engine  # noqa: E402
 from perfwatch.db.partitions import ensure_snapshot_partitions  # noqa: E402
@@ -293,7 +294,7 @@ async def prepare(
     for metric_type in METRIC_TYPES:
         plan = SeedPlan(HOST, now - timedelta(seconds=1), now, 1, (metric_type,))
         for row in generate_rows(plan, metric_type):
-            assert await publisher.publish(row, ttl_seconds=6 * 3600)
+            assert await publisher.publish_many([(encode_snapshot(row), 6 * 3600)])
     with contextlib.suppress(Exception):
         await cache.client.aclose()
     token = issue_token(settings, user_id=user_id, role=role, typ=TokenType.ACCESS).token

@@ -48,11 +48,12 @@ import sampler_bench  # noqa: E402
 
 from perfwatch.bootstrap.seed import SeedPlan, generate_rows  # noqa: E402
 from perfwatch.config import Settings  # noqa: E402
+from perfwatch.contract.metrics import SnapshotRow  # noqa: E402
 from perfwatch.db import migrations  # noqa: E402
 from perfwatch.db.engine import build_engine  # noqa: E402
 from perfwatch.db.partitions import ensure_snapshot_partitions  # noqa: E402
 from perfwatch.db.session import make_sessionmaker  # noqa: E402
-from perfwatch.metrics.repository import SnapshotRepository, SnapshotRow  # noqa: E402
+from perfwatch.metrics.repository import SnapshotRepository  # noqa: E402
 
 BENCH_DATABASE = "perfwatch_bench"
 HOST = "bench-host"

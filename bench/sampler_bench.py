@@ -49,14 +49,15 @@ from perfwatch.cache.memory import MemoryCache  # noqa: E402
 from perfwatch.cache.redis import RedisCache  # noqa: E402
 from perfwatch.config import Settings  # noqa: E402
 from perfwatch.config_store.repository import ConfigRepository  # noqa: E402
+from perfwatch.contract.metrics import SnapshotRow  # noqa: E402
+from perfwatch.contract.runtime_config import DEFAULTS  # noqa: E402
 from perfwatch.db.engine import build_engine  # noqa: E402
 from perfwatch.db.partitions import ensure_snapshot_partitions  # noqa: E402
 from perfwatch.db.session import make_sessionmaker  # noqa: E402
-from perfwatch.metrics.repository import SnapshotRow  # noqa: E402
 from perfwatch.sampler.collectors import build_collectors  # noqa: E402
 from perfwatch.sampler.collectors.base import Collector  # noqa: E402
 from perfwatch.sampler.publisher import SnapshotPublisher  # noqa: E402
-from perfwatch.sampler.runner import DEFAULTS, Sampler  # noqa: E402
+from perfwatch.sampler.runner import Sampler  # noqa: E402
 from perfwatch.sampler.spool import Spool  # noqa: E402
 from perfwatch.sampler.writer import REPLAY_CHUNK_ROWS, SnapshotWriter  # noqa: E402
 

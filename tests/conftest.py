@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from perfwatch.config import Settings, get_settings
 from perfwatch.db.engine import build_engine
@@ -138,9 +138,31 @@ def _fresh_settings_cache() -> Iterator[None]:
 
 
 @pytest.fixture
-def api_settings(request: pytest.FixtureRequest, fresh_db: str, dialect: str) -> Settings:
-    """Settings for the API on ``fresh_db``: PostgreSQL with the real Redis, SQLite with the
-    in-process cache."""
-    from tests.api_helpers import api_settings_for
+async def api_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection to the shared test database inside a transaction rolled back after."""
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        try:
+            yield connection
+        finally:
+            await transaction.rollback()
 
-    return api_settings_for(request, fresh_db, dialect)
+
+@pytest.fixture
+def api_settings(request: pytest.FixtureRequest, dialect: str) -> Iterator[Settings]:
+    """Settings for the API: PostgreSQL with the real Redis, SQLite with the in-process cache.
+
+    On the shared test database, inside one transaction rolled back after the test (see
+    ``tests/api_helpers.py``); on ``fresh_db`` with real commits when the test asks for it."""
+    from tests.api_helpers import OPEN_TRANSACTIONS, api_settings_for
+
+    if "fresh_db" in request.fixturenames:
+        yield api_settings_for(request, request.getfixturevalue("fresh_db"), dialect)
+        return
+    settings = api_settings_for(request, request.getfixturevalue(f"{dialect}_url"), dialect)
+    key = str(settings.database_url)
+    OPEN_TRANSACTIONS[key] = request.getfixturevalue("api_transaction")
+    try:
+        yield settings
+    finally:
+        OPEN_TRANSACTIONS.pop(key, None)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from perfwatch.cache import Cache
 from perfwatch.config_store.repository import ConfigRepository
-from perfwatch.sampler.publisher import live_channel
+from perfwatch.contract.metrics import live_channel
 from perfwatch.sampler.runner import Sampler
 from tests.helpers import fetch
 

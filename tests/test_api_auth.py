@@ -17,7 +17,6 @@ import redis.asyncio as aioredis
 from perfwatch.auth.throttle import MAX_FAILURES, WINDOW_SECONDS
 from perfwatch.auth.tokens import TokenType, issue_token, signing_key
 from perfwatch.config import Settings
-from perfwatch.db.session import unit_of_work
 from perfwatch.db.types import utcnow
 from perfwatch.models import UserRole
 from perfwatch.users.repository import UserRepository
@@ -26,6 +25,7 @@ from tests.api_helpers import (
     access_token,
     add_user,
     api_settings_for,
+    app_session,
     assert_error,
     bearer,
     client_of,
@@ -70,7 +70,7 @@ async def test_login_me_and_last_login(api_settings: Settings) -> None:
         assert "password_hash" not in response.text
         assert "password" not in user
 
-        async with unit_of_work() as session:
+        async with app_session() as session:
             stored = await UserRepository(session).get(account.user.id)
         assert stored is not None and stored.last_login_at is not None
         assert stored.last_login_at >= started.replace(microsecond=0)
@@ -195,6 +195,7 @@ async def test_refresh_rotates_and_reuse_signs_everything_out(api_settings: Sett
 
 async def test_concurrent_refreshes_with_one_token_let_one_through(
     api_settings: Settings,
+    fresh_db: str,  # concurrent requests: each needs a connection of its own
 ) -> None:
     async with running_app(api_settings) as app, client_of(app) as client:
         account = await add_user()
@@ -212,7 +213,7 @@ async def test_refresh_is_refused_for_a_deactivated_user(api_settings: Settings)
     async with running_app(api_settings) as app, client_of(app) as client:
         account = await add_user()
         tokens = (await login(client, account.username, account.password)).json()
-        async with unit_of_work() as session:
+        async with app_session() as session:
             users = UserRepository(session)
             user = await users.get(account.user.id)
             assert user is not None
@@ -235,7 +236,7 @@ async def test_changes_made_elsewhere_apply_within_auth_cache_seconds(
         account = await add_user()
         token = (await login(client, account.username, account.password)).json()["access_token"]
         assert (await me(client, token)).status_code == 200  # verified, now remembered
-        async with unit_of_work() as session:
+        async with app_session() as session:
             users = UserRepository(session)
             user = await users.get(account.user.id)
             assert user is not None
@@ -249,6 +250,7 @@ async def test_changes_made_elsewhere_apply_within_auth_cache_seconds(
 
 async def test_a_deactivation_is_not_undone_by_a_check_before_its_commit(
     api_settings: Settings,
+    fresh_db: str,  # about commits seen by another request's connection
 ) -> None:
     """A request that verifies the token between the change and its commit reads the old row;
     what it remembers must be dropped when the change commits."""
@@ -257,7 +259,7 @@ async def test_a_deactivation_is_not_undone_by_a_check_before_its_commit(
         headers = bearer(
             (await login(client, account.username, account.password)).json()["access_token"]
         )
-        async with unit_of_work() as session:
+        async with app_session() as session:
             await UserService(session).update_user(account.user.id, {"is_active": False})
             early = await client.get("/api/v1/metrics/types", headers=headers)
             assert early.status_code == 200, early.text  # not committed yet: still active

@@ -9,22 +9,17 @@ from typing import Any
 
 import pytest
 
-from perfwatch.bootstrap.defaults import DEFAULT_CONFIG, METRIC_TYPES
 from perfwatch.config import Settings
 from perfwatch.config_store.service import ConfigService
-from perfwatch.config_store.validation import (
-    KNOWN_KEYS,
-    known_keys_text,
-    rule_for,
-    unknown_key_message,
-    validate_value,
-)
-from perfwatch.db.session import unit_of_work
+from perfwatch.config_store.validation import unknown_key_message, validate_value
+from perfwatch.contract.metrics import METRIC_TYPES
+from perfwatch.contract.runtime_config import CATALOGUE, KNOWN_KEYS, known_keys_text, rule_for
 from perfwatch.errors import ValidationFailedError
 from perfwatch.models import UserRole
 from tests.api_helpers import (
     access_token,
     add_user,
+    app_session,
     assert_error,
     bearer,
     client_of,
@@ -45,9 +40,9 @@ async def headers_for(settings: Settings, role: UserRole) -> tuple[str, dict[str
 
 
 def test_every_known_key_has_a_rule_its_default_passes() -> None:
-    for default in DEFAULT_CONFIG:
+    for default in CATALOGUE:
         assert rule_for(default.key) is not None, default.key
-        assert validate_value(default.key, default.value) == default.value
+        assert validate_value(default.key, default.default) == default.default
     assert len(unknown_key_message("x" * 128)) <= 300  # fits the error shape's message
     assert "sampler.interval.{cpu," in known_keys_text()
 
@@ -201,7 +196,7 @@ async def test_config_roles(api_settings: Settings) -> None:
 async def test_entries_set_by_the_cli_are_listed(api_settings: Settings, fresh_db: str) -> None:
     async with running_app(api_settings) as app, client_of(app) as client:
         _, member = await headers_for(api_settings, UserRole.MEMBER)
-        async with unit_of_work() as session:
+        async with app_session() as session:
             await ConfigService(session).set_entry(
                 "custom.note", "hello", updated_by="cli", allow_unknown=True
             )

@@ -51,7 +51,7 @@ from schemathesis.specs.openapi.checks import (
 
 from perfwatch.app import create_app
 from perfwatch.config import Settings
-from perfwatch.db.session import close_database, init_database
+from perfwatch.db.session import open_database
 from perfwatch.models import UserRole
 from tests.api_helpers import access_token, add_user, bearer
 from tests.helpers import make_settings, migrate, run_async, scratch_postgres
@@ -106,15 +106,14 @@ class FuzzTarget:
 
 async def _accounts(settings: Settings) -> tuple[str, str, list[str]]:
     """The fuzzing admin (id, token) and the victims' ids, committed before the app starts."""
-    await init_database(settings)
-    try:
-        admin = await add_user(UserRole.ADMIN)
+    async with open_database(settings) as database:
+        admin = await add_user(UserRole.ADMIN, sessions=database.sessionmaker)
         victims = [
-            await add_user(UserRole.MEMBER if index % 2 else UserRole.VIEWER)
+            await add_user(
+                UserRole.MEMBER if index % 2 else UserRole.VIEWER, sessions=database.sessionmaker
+            )
             for index in range(VICTIMS)
         ]
-    finally:
-        await close_database()
     token = access_token(settings, admin.user)
     return str(admin.user.id), token, [str(victim.user.id) for victim in victims]
 

@@ -8,34 +8,34 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event
 
 from perfwatch.cache.memory import MemoryCache
 from perfwatch.cache.redis import RedisCache
 from perfwatch.config import Settings
 from perfwatch.config_store.repository import ConfigRepository
-from perfwatch.db.session import get_engine, unit_of_work
+from perfwatch.contract.metrics import SnapshotRow, encode_snapshot, live_channel
 from perfwatch.metrics import router as metrics_router
-from perfwatch.metrics.repository import SnapshotRepository, SnapshotRow
+from perfwatch.metrics.repository import SnapshotRepository
 from perfwatch.metrics.service import LATEST_LOOKUP_STATS
 from perfwatch.models import UserRole
-from perfwatch.sampler.publisher import SnapshotPublisher, live_channel
+from perfwatch.sampler.publisher import SnapshotPublisher
 from tests.api_helpers import (
     BASE_URL,
     access_token,
     add_user,
+    app_session,
     assert_error,
     bearer,
     client_of,
     running_app,
+    statements_executed,
     unique_name,
 )
 from tests.helpers import closed_redis_url
@@ -54,7 +54,7 @@ def iso(moment: datetime) -> str:
 
 
 async def store(rows: list[SnapshotRow]) -> None:
-    async with unit_of_work() as session:
+    async with app_session() as session:
         await SnapshotRepository(session).bulk_insert_ignore_conflicts(rows)
 
 
@@ -66,22 +66,6 @@ def cpu(host: str, seconds: float, percent: float) -> SnapshotRow:
 async def ramp(host: str = HOST, seconds: int = 120) -> None:
     """cpu percent = i at T0 + i s."""
     await store([cpu(host, i, float(i)) for i in range(seconds)])
-
-
-@contextmanager
-def connection_checkouts() -> Iterator[list[object]]:
-    """The database connections taken from the app's pool inside the block."""
-    taken: list[object] = []
-
-    def record(connection: object, *_: object) -> None:
-        taken.append(connection)
-
-    pool = get_engine().sync_engine.pool
-    event.listen(pool, "checkout", record)
-    try:
-        yield taken
-    finally:
-        event.remove(pool, "checkout", record)
 
 
 async def viewer_headers(settings: Settings) -> dict[str, str]:
@@ -117,18 +101,20 @@ async def test_types_hosts_and_latest_hit_and_miss(api_settings: Settings) -> No
         assert body["host"] == host
 
         # The sampler's publisher fills the cache → hit.
-        await SnapshotPublisher(app.state.cache).publish(cpu(host, 200, 42.0), ttl_seconds=30)
+        await SnapshotPublisher(app.state.cache).publish_many(
+            [(encode_snapshot(cpu(host, 200, 42.0)), 30)]
+        )
         response = await client.get(f"/api/v1/metrics/latest?type=cpu&host={host}", headers=headers)
         assert response.headers["x-cache"] == "hit", response.text
         assert response.json()["source"] == "cache" and response.json()["data"]["percent"] == 42.0
         # The hot path: a cache hit for a user verified moments ago uses no database connection.
-        with connection_checkouts() as checkouts:
+        with statements_executed(app) as statements:
             for _ in range(3):
                 response = await client.get(
                     f"/api/v1/metrics/latest?type=cpu&host={host}", headers=headers
                 )
                 assert response.headers["x-cache"] == "hit", response.text
-        assert checkouts == []
+        assert statements == []
 
         # Stored type, nothing for it; unknown type; unknown host.
         error = assert_error(
@@ -178,7 +164,9 @@ async def test_latest_is_served_from_the_database_while_redis_is_down(
         headers = await viewer_headers(api_settings)
         host = unique_name("web")
         await ramp(host, seconds=5)
-        await SnapshotPublisher(app.state.cache).publish(cpu(host, 100, 99.0), ttl_seconds=30)
+        await SnapshotPublisher(app.state.cache).publish_many(
+            [(encode_snapshot(cpu(host, 100, 99.0)), 30)]
+        )
         real = app.state.cache
         app.state.cache = RedisDownForMetrics(real)
         try:
@@ -220,7 +208,7 @@ async def test_series_raw_and_summary_on_real_rows(api_settings: Settings) -> No
         assert series["buckets"][0]["fields"]["percent"]["min"] == 0.0
 
         # api.max_points from the configuration caps the buckets.
-        async with unit_of_work() as session:
+        async with app_session() as session:
             await ConfigRepository(session).set_value("api.max_points", 4)
         series = (
             await client.get(
@@ -418,7 +406,9 @@ async def test_stream_delivers_published_snapshots_and_frees_the_subscription(
             assert await read_event(lines) == [": connected"]
             assert await subscribers(app, channel) == 1
 
-            await SnapshotPublisher(app.state.cache).publish(cpu(host, 1, 7.5), ttl_seconds=30)
+            await SnapshotPublisher(app.state.cache).publish_many(
+                [(encode_snapshot(cpu(host, 1, 7.5)), 30)]
+            )
             event = await read_event(lines)
             while event == [": ping"]:
                 event = await read_event(lines)
@@ -481,7 +471,11 @@ def parse_exposition(text: str) -> dict[str, list[str]]:
     return samples
 
 
-async def test_prometheus_metrics(api_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_prometheus_metrics(
+    api_settings: Settings,
+    fresh_db: str,  # reads the app's own connection pool
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     settings = api_settings.model_copy(update={"metrics_token": "m" * 24})
     host = unique_name("web")
     async with running_app(settings) as app, client_of(app) as client:

@@ -10,10 +10,18 @@ from datetime import UTC, datetime
 import pytest
 
 from perfwatch.config import Settings
-from perfwatch.db.session import unit_of_work
-from perfwatch.metrics.repository import SnapshotRepository, SnapshotRow
+from perfwatch.contract.metrics import SnapshotRow
+from perfwatch.metrics.repository import SnapshotRepository
 from perfwatch.models import UserRole
-from tests.api_helpers import add_user, assert_error, bearer, client_of, login, running_app
+from tests.api_helpers import (
+    add_user,
+    app_session,
+    assert_error,
+    bearer,
+    client_of,
+    login,
+    running_app,
+)
 from tests.helpers import make_settings
 from tests.services import RedisServer, start_private_redis
 
@@ -32,7 +40,7 @@ async def test_with_redis_stopped_reads_go_on_and_unsafe_writes_answer_503(
     settings: Settings = make_settings(fresh_db, redis_url=redis.url)
     async with running_app(settings) as app, client_of(app) as client:
         account = await add_user(UserRole.VIEWER, password="correct horse battery staple")
-        async with unit_of_work() as session:
+        async with app_session() as session:
             await SnapshotRepository(session).bulk_insert_ignore_conflicts(
                 [SnapshotRow("db-host", datetime.now(UTC), "cpu", {"percent": 12.5})]
             )

@@ -1,12 +1,12 @@
-"""The in-process memory of verified accounts (perfwatch.auth.principals)."""
+"""The in-process memory of verified accounts (perfwatch.users.principals)."""
 
 from __future__ import annotations
 
 import time
 import uuid
 
-from perfwatch.auth.principals import Principal, PrincipalCache
 from perfwatch.models import UserRole
+from perfwatch.users.principals import Principal, PrincipalCache
 
 
 def principal() -> Principal:

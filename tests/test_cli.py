@@ -15,10 +15,9 @@ import redis
 from typer.testing import CliRunner, Result
 
 from perfwatch.auth.revocation import REVOKED_BEFORE_KEY
-from perfwatch.bootstrap.defaults import METRIC_TYPES
 from perfwatch.cli import app
 from perfwatch.config import get_settings
-from perfwatch.db import session
+from perfwatch.contract.metrics import METRIC_TYPES
 from perfwatch.users.passwords import verify_password
 from tests.helpers import (
     SETTINGS_VARIABLES,
@@ -270,7 +269,6 @@ def invoke(args: list[str], database_url: str, data_dir: Path) -> Result:
         finally:
             get_settings.cache_clear()
 
-    assert session._engine is None, "an engine from another test is still open"
     return in_thread(call)
 
 

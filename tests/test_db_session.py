@@ -1,6 +1,6 @@
 """The database session module and engine: units of work that really commit and roll back (on
-scratch databases, cleaned up here), the process-wide engine lifecycle, the health probe, SQLite
-connection settings and the slow-query log."""
+scratch databases, cleaned up here), opening and closing a database, the request session
+dependency, the health probe, SQLite connection settings and the slow-query log."""
 
 from __future__ import annotations
 
@@ -11,20 +11,19 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI, Request
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.pool import NullPool
 
+from perfwatch.api.dependencies import get_session
 from perfwatch.db.engine import SQLITE_BUSY_TIMEOUT_MS, build_engine
 from perfwatch.db.session import (
+    Database,
     check_database,
-    close_database,
-    get_engine,
-    get_session,
-    get_sessionmaker,
-    init_database,
     make_sessionmaker,
+    open_database,
     unit_of_work,
 )
 from perfwatch.errors import ConflictError
@@ -71,14 +70,6 @@ async def scratch_engine(scratch_url: str) -> AsyncIterator[AsyncEngine]:
         async with engine.begin() as connection:
             await connection.execute(text("DELETE FROM users"))
         await engine.dispose()
-
-
-@pytest.fixture
-async def global_database() -> AsyncIterator[None]:
-    """Leave the process-wide engine as we found it: not initialised."""
-    await close_database()
-    yield
-    await close_database()
 
 
 async def usernames(engine: AsyncEngine) -> list[str]:
@@ -183,64 +174,45 @@ async def test_sessionmaker_does_not_autoflush(scratch_engine: AsyncEngine) -> N
     assert await usernames(scratch_engine) == ["alice"]
 
 
-# ----- init_database / get_session / close_database ----------------------------------------
-@pytest.mark.usefixtures("global_database")
-async def test_nothing_is_available_before_init() -> None:
-    with pytest.raises(RuntimeError, match="init_database"):
-        get_engine()
-    with pytest.raises(RuntimeError, match="init_database"):
-        get_sessionmaker()
-    with pytest.raises(RuntimeError, match="init_database"):
-        async with unit_of_work():
-            pass
+# ----- open_database / the request dependency ---------------------------------------------
+async def test_open_database_disposes_its_engine(scratch_sqlite_url: str) -> None:
+    async with open_database(make_settings(scratch_sqlite_url)) as database:
+        assert str(database.engine.url) == scratch_sqlite_url
+        async with unit_of_work(database.sessionmaker) as session:
+            assert session.bind is database.engine
+            assert await session.scalar(text("SELECT 1")) == 1
+        pool = database.engine.sync_engine.pool
+        assert pool.checkedin() >= 1
+    # Disposed: the pool was replaced by an empty one.
+    assert database.engine.sync_engine.pool is not pool
 
 
-@pytest.mark.usefixtures("global_database")
-async def test_init_database_is_idempotent_and_close_resets(scratch_sqlite_url: str) -> None:
-    engine = await init_database(make_settings(scratch_sqlite_url))
-
-    assert get_engine() is engine
-    assert isinstance(get_sessionmaker(), async_sessionmaker)
-    assert await init_database(make_settings("sqlite+aiosqlite:///elsewhere.db")) is engine
-    assert str(engine.url) == scratch_sqlite_url
-
-    await close_database()
-
-    with pytest.raises(RuntimeError):
-        get_engine()
-    await close_database()  # closing twice is harmless
-    again = await init_database(make_settings(scratch_sqlite_url))
-    assert again is not engine
-
-
-@pytest.mark.usefixtures("global_database")
-async def test_init_database_reads_the_environment_by_default(
-    scratch_sqlite_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("DATABASE_URL", scratch_sqlite_url)
-
-    engine = await init_database()
-
-    assert str(engine.url) == scratch_sqlite_url
-
-
-@pytest.mark.usefixtures("global_database")
-async def test_init_database_logs_the_url_without_its_password(
+async def test_database_logs_the_url_without_its_password(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="perfwatch.db")
 
-    await init_database(make_settings("postgresql://perfwatch:s3cr3t-pw@db.invalid:5432/perfwatch"))
+    database = Database.connect(
+        make_settings("postgresql://perfwatch:s3cr3t-pw@db.invalid:5432/perfwatch")
+    )
+    await database.close()
 
     logged = " ".join(record.getMessage() for record in caplog.records)
     assert "db.invalid" in logged
     assert "s3cr3t-pw" not in logged
 
 
-@pytest.mark.usefixtures("global_database")
+def request_on(database: Database) -> Request:
+    """A bare request of an app whose lifespan put ``database`` on its state."""
+    app = FastAPI()
+    app.state.database = database
+    return Request({"type": "http", "app": app})
+
+
 async def test_get_session_commits_when_the_request_succeeds(scratch_engine: AsyncEngine) -> None:
-    await init_database(make_settings(str(scratch_engine.url)))
-    dependency = get_session()
+    dependency = get_session(
+        request_on(Database(scratch_engine, make_sessionmaker(scratch_engine)))
+    )
 
     session = await anext(dependency)
     assert isinstance(session, AsyncSession)
@@ -251,10 +223,10 @@ async def test_get_session_commits_when_the_request_succeeds(scratch_engine: Asy
     assert await usernames(scratch_engine) == ["alice"]
 
 
-@pytest.mark.usefixtures("global_database")
 async def test_get_session_rolls_back_when_the_request_fails(scratch_engine: AsyncEngine) -> None:
-    await init_database(make_settings(str(scratch_engine.url)))
-    dependency = get_session()
+    dependency = get_session(
+        request_on(Database(scratch_engine, make_sessionmaker(scratch_engine)))
+    )
 
     session = await anext(dependency)
     await UserRepository(session).create(**user_values("alice"))
@@ -264,10 +236,9 @@ async def test_get_session_rolls_back_when_the_request_fails(scratch_engine: Asy
     assert await usernames(scratch_engine) == []
 
 
-@pytest.mark.usefixtures("global_database")
-async def test_each_request_gets_its_own_session(scratch_sqlite_url: str) -> None:
-    await init_database(make_settings(scratch_sqlite_url))
-    first, second = get_session(), get_session()
+async def test_each_request_gets_its_own_session(scratch_engine: AsyncEngine) -> None:
+    request = request_on(Database(scratch_engine, make_sessionmaker(scratch_engine)))
+    first, second = get_session(request), get_session(request)
 
     try:
         assert await anext(first) is not await anext(second)
@@ -276,31 +247,9 @@ async def test_each_request_gets_its_own_session(scratch_sqlite_url: str) -> Non
         await second.aclose()
 
 
-@pytest.mark.usefixtures("global_database")
-async def test_unit_of_work_defaults_to_the_process_sessionmaker(
-    scratch_engine: AsyncEngine,
-) -> None:
-    await init_database(make_settings(str(scratch_engine.url)))
-
-    async with unit_of_work() as session:
-        assert session.bind is get_engine()
-        await UserRepository(session).create(**user_values("alice"))
-
-    assert await usernames(scratch_engine) == ["alice"]
-
-
 # ----- check_database ------------------------------------------------------------------------
 async def test_check_database_is_none_when_healthy(engine: AsyncEngine) -> None:
     assert await check_database(engine) is None
-
-
-@pytest.mark.usefixtures("global_database")
-async def test_check_database_uses_the_process_engine(sqlite_url: str) -> None:
-    assert "init_database" in (await check_database() or "")
-
-    await init_database(make_settings(sqlite_url))
-
-    assert await check_database() is None
 
 
 async def test_check_database_reports_a_closed_port_quickly() -> None:

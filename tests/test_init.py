@@ -13,9 +13,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from perfwatch.bootstrap.defaults import DEFAULT_CONFIG, DEFAULT_POLICIES
+from perfwatch.bootstrap.defaults import DEFAULT_POLICIES
 from perfwatch.bootstrap.init import InitReport, initialise
 from perfwatch.config import Settings
+from perfwatch.contract.runtime_config import CATALOGUE as DEFAULT_CONFIG
 from perfwatch.db.engine import build_engine
 from perfwatch.db.session import make_sessionmaker, unit_of_work
 from perfwatch.errors import ValidationFailedError
@@ -76,7 +77,7 @@ async def database_state(engine: AsyncEngine) -> dict[str, Any]:
 
 
 def expected_defaults() -> tuple[dict[str, Any], dict[str, Any]]:
-    config = {d.key: (d.value, d.description, "init") for d in DEFAULT_CONFIG}
+    config = {d.key: (d.default, d.description, "init") for d in DEFAULT_CONFIG}
     policies = {
         d.metric_type: (d.retention_days, d.downsample_after_days, d.downsample_interval, d.action)
         for d in DEFAULT_POLICIES

@@ -11,12 +11,18 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from perfwatch.bootstrap.defaults import METRIC_TYPES
 from perfwatch.cache import Cache
 from perfwatch.cache.memory import MemoryCache
 from perfwatch.cache.redis import RedisCache
+from perfwatch.contract.metrics import (
+    METRIC_TYPES,
+    SnapshotRow,
+    cache_message,
+    encode_snapshot,
+    latest_key,
+)
 from perfwatch.errors import InvalidQueryError, NotFoundError
-from perfwatch.metrics.repository import SnapshotRepository, SnapshotRow, validate_fields
+from perfwatch.metrics.repository import SnapshotRepository, validate_fields
 from perfwatch.metrics.service import (
     LatestLookupStats,
     MetricsService,
@@ -24,7 +30,6 @@ from perfwatch.metrics.service import (
     bucket_count,
     choose_step,
 )
-from perfwatch.sampler.publisher import encode, latest_key
 from tests.services import free_port
 
 T0 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)  # a multiple of every nice step up to 1 h
@@ -374,7 +379,7 @@ async def test_latest_from_the_database_then_the_memory_cache(session: AsyncSess
     assert metrics.stats.as_dict() == {"hits": 0, "misses": 1, "errors": 0}
 
     newer = SnapshotRow(HOST, at(10), "cpu", {"schema_version": 1, "percent": 55.5})
-    await cache.set(latest_key(HOST, "cpu"), encode(newer), 10)
+    await cache.set(latest_key(HOST, "cpu"), cache_message(encode_snapshot(newer)), 10)
     snapshot, source = await metrics.latest(HOST, "cpu")
     assert source == "cache"
     assert snapshot is not None
@@ -398,7 +403,9 @@ async def test_latest_with_real_redis(session: AsyncSession, redis_url: str) -> 
         assert (await metrics.latest(host, "memory"))[1] == "database"
         await cache.set(
             latest_key(host, "memory"),
-            encode(SnapshotRow(host, at(1), "memory", {"virtual": {"percent": 4.0}})),
+            cache_message(
+                encode_snapshot(SnapshotRow(host, at(1), "memory", {"virtual": {"percent": 4.0}}))
+            ),
             10,
         )
         snapshot, source = await metrics.latest(host, "memory")

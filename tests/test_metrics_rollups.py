@@ -19,10 +19,11 @@ import pytest
 from sqlalchemy import delete, event, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from perfwatch.contract.metrics import SnapshotRow
 from perfwatch.db.engine import build_engine
-from perfwatch.db.partitions import run_partition_maintenance
 from perfwatch.db.session import make_sessionmaker, unit_of_work
-from perfwatch.metrics.repository import Bucket, SnapshotRepository, SnapshotRow
+from perfwatch.metrics.maintenance import run_maintenance
+from perfwatch.metrics.repository import Bucket, SnapshotRepository
 from perfwatch.metrics.rollups import (
     JOIN_GAP_SECONDS,
     MAX_RAW_READS,
@@ -454,7 +455,7 @@ async def test_the_maintenance_loop_prunes_rollups(database: Database) -> None:
             delete(MetricSnapshot).where(MetricSnapshot.captured_at < base + timedelta(minutes=4))
         )
 
-    task = asyncio.create_task(run_partition_maintenance(database.engine, interval_seconds=3600))
+    task = asyncio.create_task(run_maintenance(database.engine, interval_seconds=3600))
     try:
         for _ in range(100):
             if len(await database.rollup_minutes()) == 6:

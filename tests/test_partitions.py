@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from perfwatch.contract.metrics import SnapshotRow
 from perfwatch.db.engine import build_engine
 from perfwatch.db.partitions import (
     DEFAULT_DAYS_AHEAD,
@@ -20,9 +21,9 @@ from perfwatch.db.partitions import (
     is_snapshot_partition,
     list_snapshot_partitions,
     partition_name_for,
-    run_partition_maintenance,
 )
-from perfwatch.metrics.repository import SnapshotRepository, SnapshotRow
+from perfwatch.metrics.maintenance import run_maintenance
+from perfwatch.metrics.repository import SnapshotRepository
 from tests.helpers import closed_postgres_url, make_settings
 
 
@@ -405,7 +406,7 @@ async def test_maintenance_keeps_running_on_sqlite_for_the_rollups(
     sqlite_engine: AsyncEngine,
 ) -> None:
     # No partitions there, but rollups older than the snapshots kept are dropped hourly.
-    task = asyncio.create_task(run_partition_maintenance(sqlite_engine, interval_seconds=3600))
+    task = asyncio.create_task(run_maintenance(sqlite_engine, interval_seconds=3600))
     try:
         await asyncio.sleep(0.3)
         assert not task.done()
@@ -420,7 +421,7 @@ async def test_maintenance_keeps_running_when_the_database_is_away(
 ) -> None:
     engine = build_engine(make_settings(closed_postgres_url(), db_connect_timeout=2))
     caplog.set_level(logging.WARNING, logger="perfwatch.db.partitions")
-    task = asyncio.create_task(run_partition_maintenance(engine, interval_seconds=0.01))
+    task = asyncio.create_task(run_maintenance(engine, interval_seconds=0.01))
     try:
         for _ in range(500):
             failures = [r for r in caplog.records if "partition maintenance failed" in r.message]
@@ -441,7 +442,7 @@ async def test_maintenance_keeps_running_when_the_database_is_away(
 async def test_maintenance_keeps_the_weeks_partitions_on_postgres(
     postgres_engine: AsyncEngine,
 ) -> None:
-    task = asyncio.create_task(run_partition_maintenance(postgres_engine, interval_seconds=3600))
+    task = asyncio.create_task(run_maintenance(postgres_engine, interval_seconds=3600))
     try:
         await asyncio.sleep(0.5)
         assert not task.done()

@@ -13,13 +13,8 @@ import pytest
 from perfwatch.cache import Cache
 from perfwatch.cache.memory import MemoryCache
 from perfwatch.cache.redis import RedisCache
-from perfwatch.metrics.repository import SnapshotRow
-from perfwatch.sampler.publisher import (
-    RETRY_SECONDS,
-    SnapshotPublisher,
-    latest_key,
-    live_channel,
-)
+from perfwatch.contract.metrics import SnapshotRow, encode_snapshot, latest_key, live_channel
+from perfwatch.sampler.publisher import RETRY_SECONDS, SnapshotPublisher
 from tests.services import RedisServer, unavailable
 
 
@@ -42,24 +37,24 @@ async def cache(request: pytest.FixtureRequest) -> AsyncIterator[Cache]:
 async def test_publish_sets_the_latest_value_with_a_ttl(cache: Cache) -> None:
     publisher = SnapshotPublisher(cache)
     snapshot = row(percent=42.0)
-    assert await publisher.publish(snapshot, ttl_seconds=0.5)
+    assert await publisher.publish_many([(encode_snapshot(snapshot), 0.5)])
 
-    latest = await publisher.latest("host-a", "cpu")
-    assert latest is not None
+    cached = await cache.get(latest_key("host-a", "cpu"))
+    assert cached is not None
+    latest = json.loads(cached)
     assert latest["data"]["percent"] == 42.0
     assert latest["captured_at"] == snapshot.captured_at.isoformat()
-    assert publisher.stats.hits == 1
+    assert publisher.stats.published == 1
 
     await asyncio.sleep(0.7)  # the TTL expired: a stopped sampler leaves no stale "latest"
-    assert await publisher.latest("host-a", "cpu") is None
-    assert publisher.stats.misses == 1
+    assert await cache.get(latest_key("host-a", "cpu")) is None
 
 
 async def test_publish_reaches_live_subscribers(cache: Cache) -> None:
     publisher = SnapshotPublisher(cache)
     subscription = await cache.subscribe(live_channel("host-a"))
     try:
-        await publisher.publish(row("memory"), ttl_seconds=5)
+        await publisher.publish_many([(encode_snapshot(row("memory")), 5)])
         message = await subscription.get(timeout=2)
     finally:
         await subscription.close()
@@ -75,21 +70,20 @@ async def test_redis_outage_is_survived_and_the_cache_refills(
     cache = RedisCache(redis_url)
     publisher = SnapshotPublisher(cache)
     try:
-        assert await publisher.publish(row(percent=1.0), ttl_seconds=30)
+        assert await publisher.publish_many([(encode_snapshot(row(percent=1.0)), 30)])
         redis_server.stop()
         try:
-            assert await publisher.publish(row(percent=2.0), ttl_seconds=30) is False
+            assert await publisher.publish_many([(encode_snapshot(row(percent=2.0)), 30)]) is False
             assert publisher.stats.available is False
             assert publisher.stats.failures == 1
             # Until the retry time, snapshots are not even tried: no waiting on a dead server.
-            assert await publisher.publish(row(percent=2.5), ttl_seconds=30) is False
+            assert await publisher.publish_many([(encode_snapshot(row(percent=2.5)), 30)]) is False
             assert publisher.stats.skipped == 1
             assert publisher.stats.failures == 1
-            assert await publisher.latest("host-a", "cpu") is None  # a miss, not an exception
         finally:
             redis_server.start()
         await asyncio.sleep(RETRY_SECONDS)
-        assert await publisher.publish(row(percent=3.0), ttl_seconds=30)
+        assert await publisher.publish_many([(encode_snapshot(row(percent=3.0)), 30)])
         assert publisher.stats.available is True
         latest = await cache.get(latest_key("host-a", "cpu"))
         assert latest is not None and json.loads(latest)["data"]["percent"] == 3.0

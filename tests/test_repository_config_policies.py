@@ -12,10 +12,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from perfwatch.config_store.repository import ConfigRepository
+from perfwatch.contract.metrics import ALL_METRIC_TYPES
 from perfwatch.errors import ConflictError, ValidationFailedError
 from perfwatch.kit.repository import MAX_PAGE_SIZE
 from perfwatch.models import ArchiveAction, ArchivePolicy, ConfigEntry
-from perfwatch.models.archive_policy import ALL_METRIC_TYPES
 from perfwatch.retention.repository import ArchivePolicyRepository
 from perfwatch.users.repository import UserRepository
 

@@ -4,6 +4,7 @@ machine: every type at its interval, interval changes without a restart, and a R
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -13,12 +14,11 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from perfwatch.bootstrap.defaults import METRIC_TYPES
 from perfwatch.cache.memory import MemoryCache
 from perfwatch.cache.redis import RedisCache
+from perfwatch.contract.metrics import METRIC_TYPES, latest_key
 from perfwatch.db.engine import build_engine
 from perfwatch.db.session import make_sessionmaker
-from perfwatch.sampler.publisher import SnapshotPublisher
 from perfwatch.sampler.runner import Sampler
 from tests.helpers import make_settings
 from tests.sampling import running_sampler, set_config, stored_snapshots
@@ -96,7 +96,7 @@ async def test_a_redis_outage_does_not_stop_sampling_and_the_cache_refills(
     sampler = Sampler(
         sessionmaker=sessionmaker, cache=cache, spool_path=tmp_path / "spool.db", host="h-redis"
     )
-    reader = SnapshotPublisher(cache)
+    reader = cache
     stop = asyncio.Event()
     task = asyncio.create_task(sampler.run(stop))
     started = time.monotonic()
@@ -118,8 +118,9 @@ async def test_a_redis_outage_does_not_stop_sampling_and_the_cache_refills(
         await asyncio.to_thread(redis.start)  # an empty Redis: nothing cached survived
         restarted = time.time()
         assert await wait_until(lambda: sampler.publisher.stats.available, timeout=5)
-        latest = await reader.latest("h-redis", "cpu")
-        assert latest is not None
+        cached = await reader.get(latest_key("h-redis", "cpu"))
+        assert cached is not None
+        latest = json.loads(cached)
         from datetime import datetime
 
         assert datetime.fromisoformat(latest["captured_at"]).timestamp() >= restarted - 1.5

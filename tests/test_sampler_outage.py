@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from perfwatch.bootstrap.defaults import METRIC_TYPES
 from perfwatch.cache.memory import MemoryCache
+from perfwatch.contract.metrics import METRIC_TYPES
 from perfwatch.db.engine import build_engine
 from perfwatch.db.session import make_sessionmaker
 from perfwatch.sampler.runner import SPOOL_FILE, Sampler

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from perfwatch.metrics.repository import SnapshotRow
+from perfwatch.contract.metrics import SnapshotRow
 from perfwatch.sampler.spool import Spool
 from tests.services import REPO_ROOT
 
@@ -90,7 +90,7 @@ def test_appended_rows_survive_a_kill_9_of_the_writer(tmp_path: Path) -> None:
         f"""
         import os, signal, sys
         from datetime import UTC, datetime, timedelta
-        from perfwatch.metrics.repository import SnapshotRow
+        from perfwatch.contract.metrics import SnapshotRow
         from perfwatch.sampler.spool import Spool
         spool = Spool({str(path)!r})
         t0 = datetime(2026, 11, 1, tzinfo=UTC)

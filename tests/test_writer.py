@@ -13,9 +13,10 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from perfwatch.contract.metrics import SnapshotRow
 from perfwatch.db.engine import build_engine
 from perfwatch.db.session import make_sessionmaker
-from perfwatch.metrics.repository import SnapshotRepository, SnapshotRow
+from perfwatch.metrics.repository import SnapshotRepository
 from perfwatch.sampler.spool import Spool
 from perfwatch.sampler.writer import SnapshotWriter
 from tests.helpers import closed_postgres_url, fetch, make_settings

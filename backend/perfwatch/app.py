@@ -1,4 +1,6 @@
-"""FastAPI application factory. The lifespan opens and closes the engine and the cache."""
+"""FastAPI application factory: the routers under ``/api/v1``, and a lifespan that opens the
+database and the cache, puts them on ``app.state`` (where the request dependencies find them)
+and runs the sampler and the maintenance loop beside the server."""
 
 from __future__ import annotations
 
@@ -14,16 +16,23 @@ from fastapi import FastAPI
 from perfwatch import __version__
 from perfwatch.api.errors import install_error_handlers
 from perfwatch.api.middleware import install_middleware, security_headers
-from perfwatch.api.router import api_router
-from perfwatch.auth.principals import principal_cache
+from perfwatch.auth.authenticator import authenticate_token
+from perfwatch.auth.router import router as auth_router
 from perfwatch.cache import build_cache
 from perfwatch.config import Settings, get_settings
-from perfwatch.db.partitions import run_partition_maintenance
-from perfwatch.db.session import close_database, get_sessionmaker, init_database
+from perfwatch.config_store.router import router as config_router
+from perfwatch.db.session import Database
 from perfwatch.health.router import router as health_router
 from perfwatch.metrics.exposition import RequestCountMiddleware, RequestCounts
+from perfwatch.metrics.maintenance import run_maintenance
 from perfwatch.metrics.router import prometheus_router
+from perfwatch.metrics.router import router as metrics_router
+from perfwatch.retention.router import router as archive_policies_router
 from perfwatch.sampler.runner import SPOOL_FILE, Sampler
+from perfwatch.users.principals import principal_cache
+from perfwatch.users.router import router as users_router
+
+API_PREFIX = "/api/v1"
 
 logger = logging.getLogger("perfwatch.app")
 
@@ -33,17 +42,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = await init_database(settings)
+        database = Database.connect(settings)
+        app.state.database = database
         principal_cache.configure(settings.auth_cache_seconds)
         app.state.cache = build_cache(settings)
         maintenance = asyncio.create_task(
-            run_partition_maintenance(engine), name="partition-maintenance"
+            run_maintenance(database.engine), name="partition-maintenance"
         )
         sampler_stop = asyncio.Event()
         sampler_task = None
         if settings.run_sampler:
             sampler = Sampler(
-                sessionmaker=get_sessionmaker(),
+                sessionmaker=database.sessionmaker,
                 cache=app.state.cache,
                 spool_path=settings.perfwatch_data_dir / SPOOL_FILE,
                 spool_max_rows=settings.sampler_spool_max_rows,
@@ -64,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await maintenance
             await app.state.cache.close()
-            await close_database()
+            await database.close()
 
     app = FastAPI(
         title="PerfWatch",
@@ -75,8 +85,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         '`{"error": {"code", "message", "details"}}`.',
     )
     app.state.settings = settings
+    app.state.authenticator = authenticate_token
     app.include_router(health_router)
-    app.include_router(api_router)
+    # Routes are tried in order: the metrics reads, polled by every dashboard, come first.
+    for router in (
+        metrics_router,
+        auth_router,
+        users_router,
+        config_router,
+        archive_policies_router,
+    ):
+        app.include_router(router, prefix=API_PREFIX)
     app.include_router(prometheus_router)
     # Errors: one JSON shape (api/errors.py). The 500 handler runs outside the middleware
     # stack, so it adds the security headers itself.

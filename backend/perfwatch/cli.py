@@ -23,7 +23,7 @@ from perfwatch.config_store.repository import ConfigRepository
 from perfwatch.config_store.service import ConfigService
 from perfwatch.config_store.validation import validate_value
 from perfwatch.db import migrations
-from perfwatch.db.session import check_database, close_database, init_database, unit_of_work
+from perfwatch.db.session import Database, check_database, open_database, unit_of_work
 from perfwatch.errors import PerfWatchError, ServiceUnavailableError
 from perfwatch.models import UserRole
 from perfwatch.users.service import UserService
@@ -51,15 +51,12 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run ``work`` with the engine open, turning known failures into one-line errors."""
+def _run(work: Callable[[Database], Coroutine[Any, Any, T]]) -> T:
+    """Run ``work`` with the database open, turning known failures into one-line errors."""
 
     async def wrapper() -> T:
-        await init_database(_settings())
-        try:
-            return await work()
-        finally:
-            await close_database()
+        async with open_database(_settings()) as database:
+            return await work(database)
 
     try:
         return asyncio.run(wrapper())
@@ -148,8 +145,8 @@ def init() -> None:
     """Create the admin user, default config values and archive policies if missing."""
     settings = _settings()
 
-    async def work() -> InitReport:
-        async with unit_of_work() as session:
+    async def work(database: Database) -> InitReport:
+        async with unit_of_work(database.sessionmaker) as session:
             return await initialise(session, settings)
 
     _print_report(_run(work))
@@ -170,7 +167,9 @@ def seed(
         f"{plan.end:%Y-%m-%d %H:%M} UTC, every {interval} s)"
     )
     with typer.progressbar(length=plan.total_rows, label="snapshots") as bar:
-        inserted = _run(lambda: seed_history(plan, on_progress=bar.update))
+        inserted = _run(
+            lambda database: seed_history(plan, database.sessionmaker, on_progress=bar.update)
+        )
     typer.echo(
         f"inserted {inserted:,} new snapshots ({plan.total_rows - inserted:,} already present)"
     )
@@ -191,8 +190,8 @@ def user_create(
 ) -> None:
     """Create a user (the password is asked for, or read from PERFWATCH_NEW_PASSWORD)."""
 
-    async def work() -> str:
-        async with unit_of_work() as session:
+    async def work(database: Database) -> str:
+        async with unit_of_work(database.sessionmaker) as session:
             user = await UserService(session).create_user(
                 username=username, password=password, role=role, email=email, full_name=full_name
             )
@@ -205,8 +204,8 @@ def user_create(
 def user_list(limit: int = typer.Option(100, min=1, max=1000)) -> None:
     """List users."""
 
-    async def work() -> list[str]:
-        async with unit_of_work() as session:
+    async def work(database: Database) -> list[str]:
+        async with unit_of_work(database.sessionmaker) as session:
             page = await UserService(session).list_users(limit=limit)
         lines = [f"{'USERNAME':<24} {'ROLE':<8} {'ACTIVE':<7} {'LAST LOGIN'}"]
         for user in page.items:
@@ -238,10 +237,10 @@ def user_set_password(
     settings = _settings()
     revoke = bool(settings.redis_url) and not keep_sessions
 
-    async def work() -> None:
+    async def work(database: Database) -> None:
         cache = build_cache(settings)
         try:
-            async with unit_of_work() as session:
+            async with unit_of_work(database.sessionmaker) as session:
                 user = await UserService(session).set_password(username, password)
                 if revoke:
                     # Before the commit: with Redis away this fails and the password stays.
@@ -275,8 +274,8 @@ def user_set_password(
 def config_get(key: str | None = typer.Argument(None, help="Omit to list every entry.")) -> None:
     """Show one configuration entry, or all of them."""
 
-    async def work() -> dict[str, Any]:
-        async with unit_of_work() as session:
+    async def work(database: Database) -> dict[str, Any]:
+        async with unit_of_work(database.sessionmaker) as session:
             repository = ConfigRepository(session)
             if key is None:
                 return await repository.as_dict()
@@ -304,8 +303,8 @@ def config_set(
     except PerfWatchError as exc:
         _fail(str(exc))
 
-    async def work() -> Any:
-        async with unit_of_work() as session:
+    async def work(database: Database) -> Any:
+        async with unit_of_work(database.sessionmaker) as session:
             entry = await ConfigService(session).set_entry(
                 key, parsed, updated_by="cli", allow_unknown=True
             )
@@ -323,8 +322,8 @@ def check() -> None:
     """Reach the database and the cache (Redis); say which one fails."""
     settings = _settings()
 
-    async def work() -> list[tuple[str, str | None]]:
-        engine = await init_database(settings)
+    async def work(database: Database) -> list[tuple[str, str | None]]:
+        engine = database.engine
         cache = build_cache(settings)
         try:
             return [
@@ -354,8 +353,8 @@ def wait(
     """Wait until the database and the cache answer (container start-up); exit 1 on timeout."""
     settings = _settings()
 
-    async def work() -> list[str]:
-        engine = await init_database(settings)
+    async def work(database: Database) -> list[str]:
+        engine = database.engine
         cache = build_cache(settings)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -385,7 +384,6 @@ def wait(
 def sampler_command() -> None:
     """Run the sampler alone (no API): until SIGTERM/SIGINT, then flush the batch and spool."""
     from perfwatch.cache import build_cache as make_cache
-    from perfwatch.db.session import get_sessionmaker
     from perfwatch.sampler.runner import SPOOL_FILE, Sampler
 
     settings = _settings()
@@ -393,14 +391,14 @@ def sampler_command() -> None:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
-    async def work() -> None:
+    async def work(database: Database) -> None:
         cache = make_cache(settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         sampler = Sampler(
-            sessionmaker=get_sessionmaker(),
+            sessionmaker=database.sessionmaker,
             cache=cache,
             spool_path=settings.perfwatch_data_dir / SPOOL_FILE,
             spool_max_rows=settings.sampler_spool_max_rows,

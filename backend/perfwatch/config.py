@@ -109,7 +109,7 @@ class Settings(BaseSettings):
     access_token_minutes: Annotated[float, Field(gt=0, le=24 * 60)] = 15
     refresh_token_days: Annotated[float, Field(gt=0, le=365)] = 7
     # A verified access token's account is remembered in-process this long (0: never), so a
-    # polling dashboard costs no database read per request; see perfwatch.auth.principals.
+    # polling dashboard costs no database read per request; see perfwatch.users.principals.
     auth_cache_seconds: Annotated[float, Field(ge=0, le=60)] = 5
     # Request bodies larger than this are refused with 413 (declared or streamed).
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024

@@ -19,7 +19,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from perfwatch.bootstrap.defaults import DEFAULT_CONFIG, DEFAULT_POLICIES, METRIC_TYPES
+from perfwatch.bootstrap.defaults import DEFAULT_POLICIES
+from perfwatch.contract.metrics import METRIC_TYPES
+from perfwatch.contract.runtime_config import KNOWN_KEYS
 from tests.e2e.compose import Stack, build_standins, http_get, wait_for_status
 from tests.services import REPO_ROOT, free_port
 
@@ -131,7 +133,7 @@ def test_tables_init_data_and_init_db_sql(stack: Stack) -> None:
         "admin:admin"
     )
     keys = set(stack.psql("SELECT key FROM config_entries").split())
-    assert keys == {default.key for default in DEFAULT_CONFIG}
+    assert keys == set(KNOWN_KEYS)
     policies = set(stack.psql("SELECT metric_type FROM archive_policies").split())
     assert policies == {policy.metric_type for policy in DEFAULT_POLICIES}
     # init-db.sql: UTC for every session, and a read-only role that can read tables created

@@ -12,7 +12,7 @@ Two records, each kept only as long as a token it concerns can still be valid:
 
 With the cache away, access tokens are accepted without the revocation check (logged), while
 refreshing and revoking answer 503: see ``revocation_cutoff``. A verified access token is
-remembered in-process for AUTH_CACHE_SECONDS (``perfwatch.auth.principals``).
+remembered in-process for AUTH_CACHE_SECONDS (``perfwatch.users.principals``).
 
 Why the cache and not a database column: no migration, one key read per check, and a
 revocation reaches every replica through Redis. The price: with Redis's ``allkeys-lru``
@@ -29,11 +29,11 @@ import math
 import time
 import uuid
 
-from perfwatch.auth.principals import forget
 from perfwatch.auth.tokens import TokenClaims, TokenType, lifetime_seconds
 from perfwatch.cache import Cache
 from perfwatch.config import Settings
 from perfwatch.errors import ServiceUnavailableError
+from perfwatch.users.principals import forget
 
 logger = logging.getLogger("perfwatch.auth")
 

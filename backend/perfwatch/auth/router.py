@@ -9,7 +9,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from perfwatch.api.dependencies import CacheDep, SessionDep, SettingsDep
 from perfwatch.api.errors import error_responses
-from perfwatch.auth.dependencies import ViewerUser
+from perfwatch.api.security import ViewerUser
 from perfwatch.auth.schemas import PasswordChange, RefreshRequest, TokenResponse
 from perfwatch.auth.service import AuthService, TokenPair
 from perfwatch.users.schemas import UserOut

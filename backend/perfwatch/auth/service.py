@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from perfwatch.auth.principals import Principal, principal_cache
+from perfwatch.api.security import Principal
 from perfwatch.auth.revocation import (
     RevocationUnknownError,
     mark_refresh_used,
@@ -39,6 +39,7 @@ from perfwatch.users.passwords import (
     hash_password_async,
     verify_password_async,
 )
+from perfwatch.users.principals import principal_cache
 from perfwatch.users.repository import UserRepository
 
 BAD_CREDENTIALS = "incorrect username or password"
@@ -118,7 +119,7 @@ class AuthService:
     async def authenticate(self, token: str) -> Principal:
         """Who an access token belongs to, checked in full (revocation in the cache, account
         in the database); a success is remembered for AUTH_CACHE_SECONDS, which
-        :meth:`remembered` consults first (see :mod:`perfwatch.auth.principals`)."""
+        :meth:`remembered` consults first (see :mod:`perfwatch.users.principals`)."""
         claims = decode_access_token(self.settings, token)
         mark = principal_cache.mark()
         try:

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from perfwatch.bootstrap.defaults import DEFAULT_CONFIG, DEFAULT_POLICIES
+from perfwatch.bootstrap.defaults import DEFAULT_POLICIES
 from perfwatch.config import Environment, Settings
 from perfwatch.config_store.repository import ConfigRepository
+from perfwatch.contract.runtime_config import CATALOGUE
 from perfwatch.errors import ConflictError, ValidationFailedError
 from perfwatch.models import UserRole
 from perfwatch.retention.repository import ArchivePolicyRepository
@@ -86,7 +87,7 @@ async def _ensure_admin(session: AsyncSession, settings: Settings, report: InitR
 
 async def _ensure_config(session: AsyncSession, report: InitReport) -> None:
     config = ConfigRepository(session)
-    for default in DEFAULT_CONFIG:
+    for default in CATALOGUE:
         label = f"config {default.key}"
         if await config.get(default.key) is not None:
             report.skipped.append(f"{label} (exists)")
@@ -94,7 +95,7 @@ async def _ensure_config(session: AsyncSession, report: InitReport) -> None:
         try:
             await config.create(
                 key=default.key,
-                value=default.value,
+                value=default.default,
                 description=default.description,
                 updated_by="init",
             )

@@ -16,10 +16,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from perfwatch.bootstrap.defaults import METRIC_TYPES
+from perfwatch.contract.metrics import METRIC_TYPES, SnapshotRow
 from perfwatch.db.partitions import ensure_snapshot_partitions
 from perfwatch.db.session import unit_of_work
-from perfwatch.metrics.repository import SnapshotRepository, SnapshotRow
+from perfwatch.metrics.repository import SnapshotRepository
 from perfwatch.metrics.rollups import RollupRepository
 
 SCHEMA_VERSION = 1
@@ -274,7 +274,7 @@ def _batches(rows: Iterator[SnapshotRow], size: int) -> Iterator[list[SnapshotRo
 
 async def seed_history(
     plan: SeedPlan,
-    sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+    sessionmaker: async_sessionmaker[AsyncSession],
     on_progress: Callable[[int], None] | None = None,
     batch_size: int = BATCH_SIZE,
 ) -> int:

@@ -10,10 +10,10 @@ from fastapi import APIRouter, Path
 
 from perfwatch.api.dependencies import SessionDep
 from perfwatch.api.errors import error_body, error_responses
-from perfwatch.auth.dependencies import AdminUser, MemberUser
+from perfwatch.api.security import AdminUser, MemberUser
 from perfwatch.config_store.schemas import ConfigEntryOut, ConfigList, ConfigUpdate
 from perfwatch.config_store.service import ConfigService
-from perfwatch.config_store.validation import MAX_KEY_LENGTH, known_keys_text
+from perfwatch.contract.runtime_config import MAX_KEY_LENGTH, known_keys_text, rules_text
 
 router = APIRouter(prefix="/config", tags=["configuration"])
 
@@ -27,12 +27,7 @@ ConfigKey = Annotated[
     ),
 ]
 
-_RULES = (
-    "Rules: `sampler.interval.*` a number of seconds from 1 to 3600; "
-    "`sampler.processes.top_n` a whole number from 0 to 500; `sampler.batch.max_rows` 1 to "
-    "100000; `sampler.batch.max_seconds` 1 to 300 seconds; `cache.latest_ttl_seconds` 1 to "
-    "86400; `api.max_points` 10 to 10000. Known keys: " + known_keys_text() + "."
-)
+_RULES = f"Rules: {rules_text()}. Known keys: {known_keys_text()}."
 
 
 def _with_example(

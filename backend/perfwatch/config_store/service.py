@@ -10,16 +10,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from perfwatch.config_store.repository import ConfigRepository
-from perfwatch.config_store.validation import (
-    DEFAULTS,
-    DESCRIPTIONS,
-    KNOWN_KEYS,
-    is_known,
-    known_keys_text,
-    shown,
-    unknown_key_message,
-    validate_value,
-)
+from perfwatch.config_store.validation import unknown_key_message, validate_value
+from perfwatch.contract.runtime_config import BY_KEY, KNOWN_KEYS, is_known, known_keys_text, shown
 from perfwatch.db.types import utcnow
 from perfwatch.errors import NotFoundError, ValidationFailedError
 from perfwatch.models import ConfigEntry
@@ -40,11 +32,12 @@ class ConfigView:
 
     @classmethod
     def of(cls, entry: ConfigEntry) -> ConfigView:
+        known = BY_KEY.get(entry.key)
         return cls(
             key=entry.key,
             value=entry.value,
-            default=DEFAULTS.get(entry.key),
-            description=entry.description or DESCRIPTIONS.get(entry.key),
+            default=known.default if known else None,
+            description=entry.description or (known.description if known else None),
             updated_at=entry.updated_at,
             updated_by=entry.updated_by,
             known=is_known(entry.key),
@@ -54,9 +47,9 @@ class ConfigView:
     def default_of(cls, key: str) -> ConfigView:
         return cls(
             key=key,
-            value=DEFAULTS[key],
-            default=DEFAULTS[key],
-            description=DESCRIPTIONS[key],
+            value=BY_KEY[key].default,
+            default=BY_KEY[key].default,
+            description=BY_KEY[key].description,
             updated_at=None,
             updated_by=None,
             known=True,
@@ -99,7 +92,7 @@ class ConfigService:
             entry = await self.entries.create(
                 key=key,
                 value=value,
-                description=DESCRIPTIONS.get(key),
+                description=BY_KEY[key].description if is_known(key) else None,
                 updated_at=stamp,
                 updated_by=updated_by,
             )

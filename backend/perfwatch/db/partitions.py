@@ -5,22 +5,17 @@ has no partition yet is stored rather than rejected) and the SQL function
 ``perfwatch_ensure_snapshot_partitions(first_day, last_day)``. The application calls it at
 start-up and then hourly through ``ensure_snapshot_partitions``; the function moves any rows that
 landed in the DEFAULT partition into the day's new partition.
-
-The hourly maintenance loop also drops rollups (``metric_rollups_1m``) older than the oldest
-snapshot kept, on both dialects.
+The hourly loop that calls it is the metrics domain's (``metrics/maintenance.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
-
-from perfwatch.metrics.rollups import RollupRepository
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 logger = logging.getLogger("perfwatch.db.partitions")
 
@@ -138,29 +133,3 @@ async def list_snapshot_partitions(connection: AsyncConnection | AsyncSession) -
         )
     )
     return [row[0] for row in result]
-
-
-MAINTENANCE_INTERVAL_SECONDS = 3600.0
-
-
-async def run_partition_maintenance(
-    engine: AsyncEngine, interval_seconds: float = MAINTENANCE_INTERVAL_SECONDS
-) -> None:
-    """Forever, every ``interval_seconds``: keep a week of partitions ahead (PostgreSQL), then
-    drop the per-minute rollups older than the snapshots kept (both dialects: whatever deleted
-    those snapshots, rollups must not outlive them). A failed round is logged and retried."""
-    while True:
-        try:
-            async with engine.begin() as connection:
-                created = await ensure_snapshot_partitions(connection)
-            if created:
-                logger.info("created %d metric_snapshots partition(s)", created)
-            async with engine.begin() as connection, AsyncSession(bind=connection) as session:
-                pruned = await RollupRepository(session).prune_before_oldest_snapshots()
-            if pruned:
-                logger.info("dropped %d rollup row(s) older than the snapshots kept", pruned)
-        except Exception:  # the database may be away; the next round tries again
-            logger.warning(
-                "partition maintenance failed; retrying in %.0f s", interval_seconds, exc_info=True
-            )
-        await asyncio.sleep(interval_seconds)

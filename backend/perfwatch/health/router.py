@@ -26,9 +26,10 @@ async def live() -> dict[str, str]:
 )
 async def ready(request: Request) -> JSONResponse:
     cache = request.app.state.cache
+    engine = request.app.state.database.engine
     # Concurrently: a hung database and a hung cache cost one timeout, not two.
     database_problem, cache_problem = await asyncio.gather(
-        check_database(timeout=PROBE_TIMEOUT_SECONDS),
+        check_database(engine, timeout=PROBE_TIMEOUT_SECONDS),
         check_cache(cache, timeout=PROBE_TIMEOUT_SECONDS),
     )
     checks: dict[str, Any] = {

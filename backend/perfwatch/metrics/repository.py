@@ -15,6 +15,7 @@ from typing import Any, ClassVar, cast
 from sqlalchemy import CursorResult, String, TextClause, and_, bindparam, column, or_, select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from perfwatch.contract.metrics import EncodedSnapshot, SnapshotRow
 from perfwatch.db.types import UTCDateTime, utcnow
 from perfwatch.errors import InvalidQueryError
 from perfwatch.kit.repository import MAX_PAGE_SIZE, Repository
@@ -47,26 +48,6 @@ _ANY_STORED_IN_RANGES = text(
     "WHERE EXISTS (SELECT 1 FROM metric_snapshots AS s WHERE s.host = r.host "
     "AND s.metric_type = r.metric_type AND s.captured_at BETWEEN r.lo AND r.hi))"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class SnapshotRow:
-    """A snapshot to store, before it has an id."""
-
-    host: str
-    captured_at: datetime
-    metric_type: str
-    metric_data: dict[str, Any]
-
-
-# (host, captured_at, metric_type, metric_data as JSON text): a snapshot encoded once, for the
-# database, the spool and the cache alike.
-EncodedSnapshot = tuple[str, datetime, str, str]
-
-
-def encode_snapshot(row: SnapshotRow) -> EncodedSnapshot:
-    document = json.dumps(row.metric_data, separators=(",", ":"))
-    return (row.host, row.captured_at, row.metric_type, document)
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,10 +405,10 @@ class SnapshotRepository(Repository[MetricSnapshot]):
         result = await self.session.execute(
             _POSTGRES_BULK_INSERT,
             {
-                "hosts": [record[0] for record in records],
-                "times": [record[1] for record in records],
-                "types": [record[2] for record in records],
-                "documents": [record[3] for record in records],
+                "hosts": [record.host for record in records],
+                "times": [record.captured_at for record in records],
+                "types": [record.metric_type for record in records],
+                "documents": [record.document for record in records],
             },
         )
         return max(int(cast("CursorResult[Any]", result).rowcount or 0), 0)

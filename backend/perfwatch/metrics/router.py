@@ -14,13 +14,19 @@ import anyio
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
-from perfwatch.api.dependencies import CacheDep, SessionDep, SettingsDep
+from perfwatch.api.dependencies import CacheDep, EngineDep, SessionDep, SettingsDep
 from perfwatch.api.errors import error_body, error_response, error_responses
 from perfwatch.api.responses import model_response
-from perfwatch.auth.dependencies import ViewerUser, current_user, oauth2_scheme, viewer_or_above
-from perfwatch.auth.principals import Principal
+from perfwatch.api.security import (
+    AuthenticatorDep,
+    Principal,
+    ViewerUser,
+    oauth2_scheme,
+    principal_for,
+    viewer_or_above,
+)
 from perfwatch.cache import Subscription
-from perfwatch.db.session import get_engine, unit_of_work
+from perfwatch.contract.metrics import live_channel
 from perfwatch.errors import InvalidQueryError
 from perfwatch.kit.repository import MAX_PAGE_SIZE
 from perfwatch.metrics.exposition import CONTENT_TYPE, scrape
@@ -34,7 +40,6 @@ from perfwatch.metrics.schemas import (
 )
 from perfwatch.metrics.service import MetricsService, read_latest
 from perfwatch.metrics.timeparse import DEFAULT_MAX_SPAN, parse_duration, parse_range
-from perfwatch.sampler.publisher import live_channel
 
 logger = logging.getLogger("perfwatch.metrics.router")
 
@@ -116,6 +121,7 @@ async def list_hosts(session: SessionDep, _viewer: ViewerUser) -> HostList:
     },
 )
 async def latest(
+    session: SessionDep,
     cache: CacheDep,
     _viewer: ViewerUser,
     metric_type: Annotated[
@@ -123,7 +129,7 @@ async def latest(
     ],
     host: HostQuery = None,
 ) -> Response:
-    resolved, snapshot, source = await read_latest(cache, host, metric_type, unit_of_work)
+    resolved, snapshot, source = await read_latest(session, cache, host, metric_type)
     if snapshot is None:
         return _not_found(resolved, metric_type)
     return model_response(snapshot, headers={"X-Cache": "hit" if source == "cache" else "miss"})
@@ -150,12 +156,14 @@ _access_token_query = Query(
 
 async def stream_user(
     header_token: Annotated[str | None, Depends(oauth2_scheme)],
+    session: SessionDep,
     cache: CacheDep,
     settings: SettingsDep,
+    authenticate: AuthenticatorDep,
     access_token: Annotated[str | None, _access_token_query] = None,
 ) -> Principal:
     """The Bearer header, or ``?access_token=``, checked exactly like the header."""
-    user = await current_user(header_token or access_token, cache, settings)
+    user = await principal_for(header_token or access_token, session, cache, settings, authenticate)
     return await viewer_or_above(user)
 
 
@@ -337,14 +345,16 @@ prometheus_router = APIRouter(tags=["metrics"])
 
 async def scrape_auth(
     token: Annotated[str | None, Depends(oauth2_scheme)],
+    session: SessionDep,
     cache: CacheDep,
     settings: SettingsDep,
+    authenticate: AuthenticatorDep,
 ) -> None:
     """``METRICS_TOKEN`` as a static bearer token when set, else a viewer's access token."""
     expected = settings.metrics_token
     if expected and token and hmac.compare_digest(token.encode(), expected.encode()):
         return
-    await viewer_or_above(await current_user(token, cache, settings))
+    await viewer_or_above(await principal_for(token, session, cache, settings, authenticate))
 
 
 @prometheus_router.get(
@@ -364,14 +374,16 @@ async def scrape_auth(
         **error_responses(401, 403),
     },
 )
-async def prometheus_metrics(request: Request, session: SessionDep, cache: CacheDep) -> Response:
+async def prometheus_metrics(
+    request: Request, session: SessionDep, cache: CacheDep, engine: EngineDep
+) -> Response:
     state = request.app.state
     sampler = getattr(state, "sampler", None)
     body = await scrape(
         session,
         cache,
         requests=getattr(state, "request_counts", None),
-        engine=get_engine(),
+        engine=engine,
         sampler_status=sampler.status() if sampler is not None else None,
     )
     return Response(body, media_type=CONTENT_TYPE)

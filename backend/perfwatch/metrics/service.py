@@ -12,17 +12,16 @@ import asyncio
 import json
 import logging
 import math
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from perfwatch.bootstrap.defaults import METRIC_TYPES
 from perfwatch.cache import Cache
 from perfwatch.config_store.repository import ConfigRepository
+from perfwatch.contract.metrics import METRIC_TYPES, latest_key
 from perfwatch.errors import InvalidQueryError, NotFoundError, ValidationFailedError
 from perfwatch.kit.repository import MAX_PAGE_SIZE
 from perfwatch.metrics.repository import SnapshotRepository, validate_fields
@@ -38,7 +37,6 @@ from perfwatch.metrics.schemas import (
     Source,
     Summary,
 )
-from perfwatch.sampler.publisher import latest_key
 
 logger = logging.getLogger("perfwatch.metrics.service")
 
@@ -110,29 +108,27 @@ def check_host_name(host: str) -> str:
 
 
 async def read_latest(
+    session: AsyncSession,
     cache: Cache,
     host: str | None,
     metric_type: str,
-    open_session: Callable[[], AbstractAsyncContextManager[AsyncSession]],
 ) -> tuple[str, LatestSnapshot | None, Source]:
     """``/metrics/latest`` as a use case of its own: ``(host, snapshot or None, source)``.
 
-    The hot case (a named host, a sampler type, a cache hit) opens no database session:
-    a dashboard polls it every second, and the session's set-up and commit cost more than
-    the answer. Anything else (no host given, another type, a miss) runs in a session of
-    its own from ``open_session``."""
+    The hot case (a named host, a sampler type, a cache hit) does not touch ``session``:
+    a dashboard polls it every second, and a connection checkout and commit cost more than
+    the answer. Anything else (no host given, another type, a miss) reads the database."""
     tried_cache = False
     if host is not None and metric_type in METRIC_TYPES:
         cached = await MetricsService(None, cache).cached_latest(check_host_name(host), metric_type)
         if cached is not None:
             return host, cached, "cache"
         tried_cache = True
-    async with open_session() as session:
-        service = MetricsService(session, cache)
-        await service.check_type(metric_type)
-        resolved = await service.resolve_host(host)
-        snapshot, source = await service.latest(resolved, metric_type, use_cache=not tried_cache)
-        return resolved, snapshot, source
+    service = MetricsService(session, cache)
+    await service.check_type(metric_type)
+    resolved = await service.resolve_host(host)
+    snapshot, source = await service.latest(resolved, metric_type, use_cache=not tried_cache)
+    return resolved, snapshot, source
 
 
 class MetricsService:

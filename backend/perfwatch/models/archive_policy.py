@@ -9,8 +9,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from perfwatch.db.base import Base, TimestampMixin, UUIDPrimaryKeyMixin
 from perfwatch.db.types import UTCDateTime
 
-ALL_METRIC_TYPES = "*"
-
 
 class ArchiveAction(StrEnum):
     DELETE = "delete"

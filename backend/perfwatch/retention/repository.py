@@ -4,9 +4,9 @@ from typing import ClassVar
 
 from sqlalchemy import case, select
 
+from perfwatch.contract.metrics import ALL_METRIC_TYPES
 from perfwatch.kit.repository import Repository
 from perfwatch.models import ArchivePolicy
-from perfwatch.models.archive_policy import ALL_METRIC_TYPES
 
 
 class ArchivePolicyRepository(Repository[ArchivePolicy]):

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response, status
 
 from perfwatch.api.dependencies import SessionDep
 from perfwatch.api.errors import error_body, error_responses
-from perfwatch.auth.dependencies import AdminUser
+from perfwatch.api.security import AdminUser
 from perfwatch.retention.schemas import (
     ArchivePolicyCreate,
     ArchivePolicyList,

@@ -9,11 +9,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from perfwatch.bootstrap.defaults import METRIC_TYPES
+from perfwatch.contract.metrics import ALL_METRIC_TYPES, METRIC_TYPES
 from perfwatch.errors import ConflictError, NotFoundError, ValidationFailedError
 from perfwatch.kit.repository import MAX_PAGE_SIZE
 from perfwatch.models import ArchiveAction, ArchivePolicy
-from perfwatch.models.archive_policy import ALL_METRIC_TYPES
 from perfwatch.retention.repository import ArchivePolicyRepository
 
 POLICY_METRIC_TYPES = (*METRIC_TYPES, ALL_METRIC_TYPES)

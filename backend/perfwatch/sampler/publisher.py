@@ -7,7 +7,6 @@ and writing to the database, and the cache fills again with the next snapshots o
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -15,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from perfwatch.cache import Cache, LatestValue
-from perfwatch.metrics.repository import EncodedSnapshot, SnapshotRow, encode_snapshot
+from perfwatch.contract.metrics import EncodedSnapshot, cache_message, latest_key, live_channel
 
 logger = logging.getLogger("perfwatch.sampler.publisher")
 
@@ -23,34 +22,11 @@ PUBLISH_TIMEOUT_SECONDS = 0.5
 RETRY_SECONDS = 1.0
 
 
-def latest_key(host: str, metric_type: str) -> str:
-    return f"perfwatch:latest:{host}:{metric_type}"
-
-
-def live_channel(host: str) -> str:
-    return f"perfwatch:live:{host}"
-
-
-def message_for(record: EncodedSnapshot) -> str:
-    """The cached/published form: the stored document wrapped with its host, type and time."""
-    host, captured_at, metric_type, document = record
-    return (
-        f'{{"host":{json.dumps(host)},"metric_type":{json.dumps(metric_type)},'
-        f'"captured_at":"{captured_at.isoformat()}","data":{document}}}'
-    )
-
-
-def encode(row: SnapshotRow) -> str:
-    return message_for(encode_snapshot(row))
-
-
 @dataclass
 class CacheStats:
     published: int = 0
     failures: int = 0
     skipped: int = 0  # snapshots not published while waiting to retry an unavailable cache
-    hits: int = 0
-    misses: int = 0
     available: bool = True
 
     def as_dict(self) -> dict[str, Any]:
@@ -65,9 +41,6 @@ class SnapshotPublisher:
     stats: CacheStats = field(default_factory=CacheStats)
     _retry_at: float = 0.0
 
-    async def publish(self, row: SnapshotRow, ttl_seconds: float) -> bool:
-        return await self.publish_many([(encode_snapshot(row), ttl_seconds)])
-
     async def publish_many(self, records: Sequence[tuple[EncodedSnapshot, float]]) -> bool:
         """Set and publish a cycle's snapshots together, each with its TTL (one round trip)."""
         if not records:
@@ -80,10 +53,14 @@ class SnapshotPublisher:
             return False
         values = []
         for record in records:
-            message = message_for(record[0])
-            host, _, metric_type, _ = record[0]
+            snapshot, ttl = record
             values.append(
-                LatestValue(latest_key(host, metric_type), message, record[1], live_channel(host))
+                LatestValue(
+                    latest_key(snapshot.host, snapshot.metric_type),
+                    cache_message(snapshot),
+                    ttl,
+                    live_channel(snapshot.host),
+                )
             )
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
@@ -100,16 +77,3 @@ class SnapshotPublisher:
         self.stats.available = True
         self.stats.published += len(records)
         return True
-
-    async def latest(self, host: str, metric_type: str) -> dict[str, Any] | None:
-        """The cached latest snapshot, counting hits and misses (cache errors count as misses)."""
-        try:
-            raw = await self.cache.get(latest_key(host, metric_type))
-        except Exception:
-            raw = None
-        if raw is None:
-            self.stats.misses += 1
-            return None
-        self.stats.hits += 1
-        document: dict[str, Any] = json.loads(raw)
-        return document

@@ -22,9 +22,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from perfwatch.bootstrap.defaults import DEFAULT_CONFIG
 from perfwatch.cache import Cache
-from perfwatch.metrics.repository import EncodedSnapshot
+from perfwatch.contract import runtime_config
+from perfwatch.contract.metrics import EncodedSnapshot
 from perfwatch.sampler.collectors import build_collectors
 from perfwatch.sampler.collectors.base import Collector
 from perfwatch.sampler.config_watch import ConfigWatcher
@@ -37,9 +37,6 @@ logger = logging.getLogger("perfwatch.sampler")
 SPOOL_FILE = "spool.db"
 CONFIG_REFRESH_SECONDS = 1.0
 FIRST_CONFIG_WAIT_SECONDS = 2.0
-MIN_INTERVAL_SECONDS = 1.0
-MAX_INTERVAL_SECONDS = 3600.0
-DEFAULTS: dict[str, Any] = {default.key: default.value for default in DEFAULT_CONFIG}
 
 
 def resolve_host_name() -> str:
@@ -66,18 +63,10 @@ class SamplerConfig:
     values: dict[str, Any]
 
     def interval(self, collector: Collector) -> float:
-        raw = self.values.get(collector.interval_key, collector.default_interval)
-        try:
-            seconds = float(raw)
-        except (TypeError, ValueError):
-            seconds = float(collector.default_interval)
-        return min(max(seconds, MIN_INTERVAL_SECONDS), MAX_INTERVAL_SECONDS)
+        return float(runtime_config.read_number(self.values, collector.interval_key))
 
     def number(self, key: str) -> float:
-        try:
-            return float(self.values.get(key, DEFAULTS[key]))
-        except (TypeError, ValueError):
-            return float(DEFAULTS[key])
+        return float(runtime_config.read_number(self.values, key))
 
 
 class Sampler:
@@ -93,7 +82,7 @@ class Sampler:
     ) -> None:
         self.sessionmaker = sessionmaker
         self.host = host or resolve_host_name()
-        self.config = SamplerConfig(dict(DEFAULTS))
+        self.config = SamplerConfig(dict(runtime_config.DEFAULTS))
         self.collectors = dict(collectors) if collectors is not None else build_collectors()
         for collector in self.collectors.values():
             collector.configure(self.config.values)
@@ -131,7 +120,7 @@ class Sampler:
             return
         if values is None:  # unchanged
             return
-        self.config = SamplerConfig({**DEFAULTS, **values})
+        self.config = SamplerConfig({**runtime_config.DEFAULTS, **values})
         for collector in self.collectors.values():
             collector.configure(self.config.values)
         self.writer.max_rows = int(self.config.number("sampler.batch.max_rows"))
@@ -147,7 +136,9 @@ class Sampler:
                 self.collector_errors += 1
                 logger.exception("collector %s failed", collector.metric_type)
                 continue
-            snapshots.append((self.host, captured_at, collector.metric_type, document))
+            snapshots.append(
+                EncodedSnapshot(self.host, captured_at, collector.metric_type, document)
+            )
         return snapshots
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -216,7 +207,10 @@ class Sampler:
         ttl_floor = self.config.number("cache.latest_ttl_seconds")
         await self.publisher.publish_many(
             [
-                (snapshot, max(ttl_floor, 3 * self.config.interval(self.collectors[snapshot[2]])))
+                (
+                    snapshot,
+                    max(ttl_floor, 3 * self.config.interval(self.collectors[snapshot.metric_type])),
+                )
                 for snapshot in snapshots
             ]
         )

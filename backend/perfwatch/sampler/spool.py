@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from perfwatch.contract.metrics import EncodedSnapshot, SnapshotRow, encode_snapshot
 from perfwatch.errors import PerfWatchError
-from perfwatch.metrics.repository import EncodedSnapshot, SnapshotRow, encode_snapshot
 
 logger = logging.getLogger("perfwatch.sampler.spool")
 
@@ -154,7 +154,7 @@ class Spool:
             return None
         return SpooledBatch(
             records=[
-                (host, datetime.fromisoformat(captured_at), metric_type, data)
+                EncodedSnapshot(host, datetime.fromisoformat(captured_at), metric_type, data)
                 for _, host, captured_at, metric_type, data in records
             ],
             last_seq=int(records[-1][0]),

@@ -28,12 +28,8 @@ from typing import Any, TypeVar
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from perfwatch.metrics.repository import (
-    EncodedSnapshot,
-    SnapshotRepository,
-    SnapshotRow,
-    encode_snapshot,
-)
+from perfwatch.contract.metrics import EncodedSnapshot, SnapshotRow, encode_snapshot
+from perfwatch.metrics.repository import SnapshotRepository
 from perfwatch.metrics.rollups import RollupRepository
 from perfwatch.sampler.spool import Spool
 

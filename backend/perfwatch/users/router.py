@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from perfwatch.api.dependencies import SessionDep
 from perfwatch.api.errors import error_responses
-from perfwatch.auth.dependencies import AdminUser
+from perfwatch.api.security import AdminUser
 from perfwatch.errors import InvalidQueryError, ValidationFailedError
 from perfwatch.kit.repository import MAX_PAGE_SIZE
 from perfwatch.models import UserRole

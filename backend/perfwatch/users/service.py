@@ -9,11 +9,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from perfwatch.auth.principals import Principal, forget_when_committed
+from perfwatch.api.security import Principal
 from perfwatch.errors import ConflictError, InvalidQueryError, NotFoundError, ValidationFailedError
 from perfwatch.kit.repository import Page
 from perfwatch.models import User, UserRole
 from perfwatch.users.passwords import check_password_strength, hash_password_async
+from perfwatch.users.principals import forget_when_committed
 from perfwatch.users.repository import UserRepository
 
 USERNAME_ALLOWED = set("abcdefghijklmnopqrstuvwxyz0123456789_.-")

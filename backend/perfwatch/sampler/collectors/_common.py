@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
@@ -65,12 +65,6 @@ def non_negative_int(value: Any) -> int | None:
     except (TypeError, ValueError, OverflowError):
         return None
     return number if number >= 0 else None
-
-
-def config_number(values: Mapping[str, Any], key: str, default: float) -> float:
-    """A numeric config value, or ``default`` when missing or not a finite non-negative number."""
-    number = num(values.get(key))
-    return number if number is not None and number >= 0 else default
 
 
 def clean_text(value: object) -> str | None:

@@ -6,7 +6,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-SCHEMA_VERSION = 1
+from perfwatch.contract.documents import SCHEMA_VERSION
+
+__all__ = ["SCHEMA_VERSION", "Collector"]
 
 
 class Collector(ABC):
@@ -18,9 +20,9 @@ class Collector(ABC):
     """
 
     metric_type: ClassVar[str]
-    # config_entries key holding this collector's interval in seconds.
+    # config_entries key holding this collector's interval in seconds (its default is the
+    # catalogue's: contract/runtime_config.py).
     interval_key: ClassVar[str]
-    default_interval: ClassVar[float]
 
     def configure(self, values: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
         """Apply config_entries values (called at start and on every refresh, ~1 s).

@@ -66,7 +66,6 @@ def times_percent(previous: Any, current: Any) -> dict[str, float | None]:
 class CpuCollector(Collector):
     metric_type: ClassVar[str] = "cpu"
     interval_key: ClassVar[str] = "sampler.interval.cpu"
-    default_interval: ClassVar[float] = 1.0
 
     def __init__(self, *, clock: Clock = time.monotonic) -> None:
         self._clock = clock

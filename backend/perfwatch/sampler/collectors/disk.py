@@ -17,11 +17,11 @@ from typing import Any, ClassVar
 
 import psutil
 
+from perfwatch.contract import runtime_config
 from perfwatch.sampler.collectors._common import (
     Clock,
     Periodic,
     WallClock,
-    config_number,
     percent,
     rate,
     utc_now,
@@ -35,7 +35,6 @@ from perfwatch.sampler.host import (
 from perfwatch.sampler.rates import MAX_BYTES_RATE, MAX_COUNT_RATE, RateTracker
 
 USAGE_INTERVAL_KEY = "sampler.interval.disk_usage"
-DEFAULT_USAGE_INTERVAL = 30.0
 SKIPPED_PREFIXES = ("loop", "ram", "zram", "fd")
 
 # counter field → (document field, plausibility cap)
@@ -51,7 +50,6 @@ IO_RATES = (
 class DiskCollector(Collector):
     metric_type: ClassVar[str] = "disk"
     interval_key: ClassVar[str] = "sampler.interval.disk_io"
-    default_interval: ClassVar[float] = 1.0
 
     def __init__(
         self,
@@ -64,14 +62,16 @@ class DiskCollector(Collector):
         self._clock = clock
         self._rates = RateTracker()
         self._is_partition: dict[str, bool] = {}
-        self._usage = Periodic(self._read_usage, DEFAULT_USAGE_INTERVAL, wall_clock)
+        self._usage = Periodic(
+            self._read_usage, runtime_config.default(USAGE_INTERVAL_KEY), wall_clock
+        )
 
     @property
     def usage_interval(self) -> float:
         return self._usage.interval
 
     def configure(self, values: Mapping[str, Any]) -> None:
-        self._usage.interval = config_number(values, USAGE_INTERVAL_KEY, DEFAULT_USAGE_INTERVAL)
+        self._usage.interval = runtime_config.read_number(values, USAGE_INTERVAL_KEY)
 
     def collect(self) -> dict[str, Any]:
         now = self._clock()

@@ -18,7 +18,6 @@ VIRTUAL_FIELDS = ("total", "available", "used", "free", "buffers", "cached", "sh
 class MemoryCollector(Collector):
     metric_type: ClassVar[str] = "memory"
     interval_key: ClassVar[str] = "sampler.interval.memory"
-    default_interval: ClassVar[float] = 1.0
 
     def __init__(self, *, clock: Clock = time.monotonic) -> None:
         self._clock = clock

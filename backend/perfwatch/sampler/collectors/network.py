@@ -22,11 +22,11 @@ from typing import Any, ClassVar
 
 import psutil
 
+from perfwatch.contract import runtime_config
 from perfwatch.sampler.collectors._common import (
     Clock,
     Periodic,
     WallClock,
-    config_number,
     rate,
     utc_now,
 )
@@ -41,7 +41,6 @@ from perfwatch.sampler.host import (
 from perfwatch.sampler.rates import MAX_BYTES_RATE, MAX_COUNT_RATE, RateTracker
 
 CONNECTIONS_INTERVAL_KEY = "sampler.interval.connections"
-DEFAULT_CONNECTIONS_INTERVAL = 30.0
 # Seconds between re-reads of the interfaces' IFF_UP flags (~0.01 ms per interface).
 IS_UP_INTERVAL = 10.0
 
@@ -62,7 +61,6 @@ INTERFACE_RATES = (
 class NetworkCollector(Collector):
     metric_type: ClassVar[str] = "network"
     interval_key: ClassVar[str] = "sampler.interval.network"
-    default_interval: ClassVar[float] = 1.0
 
     def __init__(
         self,
@@ -75,7 +73,9 @@ class NetworkCollector(Collector):
         self._clock = clock
         self._rates = RateTracker()
         self._connections = Periodic(
-            lambda: read_connection_counts(self._paths), DEFAULT_CONNECTIONS_INTERVAL, wall_clock
+            lambda: read_connection_counts(self._paths),
+            runtime_config.default(CONNECTIONS_INTERVAL_KEY),
+            wall_clock,
         )
         self._is_up: dict[str, bool | None] = {}
         self._is_up_at: float | None = None
@@ -85,9 +85,7 @@ class NetworkCollector(Collector):
         return self._connections.interval
 
     def configure(self, values: Mapping[str, Any]) -> None:
-        self._connections.interval = config_number(
-            values, CONNECTIONS_INTERVAL_KEY, DEFAULT_CONNECTIONS_INTERVAL
-        )
+        self._connections.interval = runtime_config.read_number(values, CONNECTIONS_INTERVAL_KEY)
 
     def collect(self) -> dict[str, Any]:
         now = self._clock()

@@ -19,13 +19,13 @@ from typing import Any, ClassVar
 
 import psutil
 
-from perfwatch.sampler.collectors._common import Clock, clean_text, config_number, percent
+from perfwatch.contract import runtime_config
+from perfwatch.sampler.collectors._common import Clock, clean_text, percent
 from perfwatch.sampler.collectors.base import SCHEMA_VERSION, Collector, register
 from perfwatch.sampler.host import HostPaths, read_passwd, read_text
 
 TOP_N_KEY = "sampler.processes.top_n"
-DEFAULT_TOP_N = 10
-MAX_TOP_N = 500
+DEFAULT_TOP_N = int(runtime_config.default(TOP_N_KEY))
 DETAILS_REFRESH_SECONDS = 60.0
 CMDLINE_MAX_CHARS = 256
 # /proc/<pid>/stat and statm only. num_threads would read /proc/<pid>/status for every process,
@@ -60,7 +60,6 @@ class _Row:
 class ProcessesCollector(Collector):
     metric_type: ClassVar[str] = "processes"
     interval_key: ClassVar[str] = "sampler.interval.processes"
-    default_interval: ClassVar[float] = 5.0
 
     def __init__(
         self,
@@ -84,8 +83,7 @@ class ProcessesCollector(Collector):
             self._total_memory = 0
 
     def configure(self, values: Mapping[str, Any]) -> None:
-        top_n = int(config_number(values, TOP_N_KEY, DEFAULT_TOP_N))
-        self.top_n = min(top_n, MAX_TOP_N)
+        self.top_n = int(runtime_config.read_number(values, TOP_N_KEY))
 
     def cpu_percent_of(self, pid: int) -> float | None:
         """The CPU percentage computed for ``pid`` in the last call (None when unknown)."""

@@ -23,7 +23,6 @@ ABSENT_RECHECK_SECONDS = 300.0
 class SensorsCollector(Collector):
     metric_type: ClassVar[str] = "sensors"
     interval_key: ClassVar[str] = "sampler.interval.sensors"
-    default_interval: ClassVar[float] = 10.0
 
     def __init__(self, *, clock: Clock = time.monotonic) -> None:
         self._clock = clock

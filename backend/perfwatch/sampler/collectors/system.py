@@ -34,7 +34,6 @@ def host_name(paths: HostPaths) -> str:
 class SystemCollector(Collector):
     metric_type: ClassVar[str] = "system"
     interval_key: ClassVar[str] = "sampler.interval.system"
-    default_interval: ClassVar[float] = 60.0
 
     def __init__(self, *, paths: HostPaths | None = None) -> None:
         self._paths = paths or HostPaths.from_env()

@@ -1,4 +1,4 @@
-"""Who a request acts for, and a short-lived in-process memory of it.
+"""A short-lived in-process memory of verified accounts (the principals requests act for).
 
 Checking an access token means a revocation read in the cache (Redis) and a user read in the
 database. For a dashboard polling ``/metrics/latest`` every second those two reads cost more
@@ -24,23 +24,10 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from perfwatch.models import User, UserRole
+from perfwatch.api.security import Principal
 
 # Enough for a busy installation; beyond it the oldest entries are dropped.
 MAX_ENTRIES = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """The verified account behind a request: what routers need, detached from any session."""
-
-    id: uuid.UUID
-    username: str
-    role: UserRole
-
-    @classmethod
-    def of(cls, user: User) -> Principal:
-        return cls(id=user.id, username=user.username, role=user.role)
 
 
 @dataclass(frozen=True, slots=True)

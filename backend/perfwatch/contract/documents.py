@@ -1,4 +1,5 @@
-"""JSON Schemas (draft 2020-12) of the metric documents, one per metric type.
+"""JSON Schemas (draft 2020-12) of the metric documents, one per metric type: what the sampler
+writes and what queries may name (``docs/metrics.md``).
 
 Plain dictionaries, so the API can embed them in OpenAPI; perfwatch itself never validates at
 runtime (the tests do, with the ``jsonschema`` dev dependency). ``schema_version`` is a const:
@@ -9,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from perfwatch.sampler.collectors.base import SCHEMA_VERSION
+# The version every document carries in ``schema_version``; a breaking change bumps it.
+SCHEMA_VERSION = 1
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 Schema = dict[str, Any]

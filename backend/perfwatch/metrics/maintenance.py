@@ -1,0 +1,39 @@
+"""The hourly storage maintenance of the metrics: partitions ahead, rollups no older than the
+snapshots they summarise."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from perfwatch.db.partitions import ensure_snapshot_partitions
+from perfwatch.metrics.rollups import RollupRepository
+
+logger = logging.getLogger("perfwatch.metrics.maintenance")
+
+MAINTENANCE_INTERVAL_SECONDS = 3600.0
+
+
+async def run_maintenance(
+    engine: AsyncEngine, interval_seconds: float = MAINTENANCE_INTERVAL_SECONDS
+) -> None:
+    """Forever, every ``interval_seconds``: keep a week of partitions ahead (PostgreSQL), then
+    drop the per-minute rollups older than the snapshots kept (both dialects: whatever deleted
+    those snapshots, rollups must not outlive them). A failed round is logged and retried."""
+    while True:
+        try:
+            async with engine.begin() as connection:
+                created = await ensure_snapshot_partitions(connection)
+            if created:
+                logger.info("created %d metric_snapshots partition(s)", created)
+            async with engine.begin() as connection, AsyncSession(bind=connection) as session:
+                pruned = await RollupRepository(session).prune_before_oldest_snapshots()
+            if pruned:
+                logger.info("dropped %d rollup row(s) older than the snapshots kept", pruned)
+        except Exception:  # the database may be away; the next round tries again
+            logger.warning(
+                "partition maintenance failed; retrying in %.0f s", interval_seconds, exc_info=True
+            )
+        await asyncio.sleep(interval_seconds)
