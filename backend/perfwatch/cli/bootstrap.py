@@ -1,0 +1,56 @@
+"""``perfwatch init`` and ``perfwatch seed``: first data and demo history."""
+
+from __future__ import annotations
+
+import typer
+
+from perfwatch.bootstrap.init import InitReport, initialise
+from perfwatch.bootstrap.seed import MAX_SEED_DAYS, plan_seed, seed_history
+from perfwatch.cli.common import run, settings
+from perfwatch.config import get_settings
+from perfwatch.db.session import unit_of_work
+
+
+def _print_report(report: InitReport) -> None:
+    for item in report.created:
+        typer.echo(f"created  {item}")
+    for item in report.skipped:
+        typer.echo(f"skipped  {item}")
+    if report.generated_admin_password:
+        current = get_settings()
+        typer.secho(
+            f"\nGenerated password for {current.admin_username!r} (shown once, store it now): "
+            f"{report.generated_admin_password}\n",
+            fg=typer.colors.YELLOW,
+        )
+
+
+def init() -> None:
+    """Create the admin user, default config values and archive policies if missing."""
+    current = settings()
+
+    async def work() -> InitReport:
+        async with unit_of_work() as session:
+            return await initialise(session, current)
+
+    _print_report(run(work))
+
+
+def seed(
+    days: float = typer.Option(
+        1.0, min=0.001, max=MAX_SEED_DAYS, help="Days of history to generate."
+    ),
+    interval: int = typer.Option(60, min=1, max=86_400, help="Seconds between points."),
+    host: str | None = typer.Option(None, help="Host name to record (default: <hostname>-demo)."),
+) -> None:
+    """Generate demo history for every metric type (idempotent)."""
+    plan = plan_seed(days=days, interval_seconds=interval, host=host)
+    typer.echo(
+        f"seeding {plan.total_rows:,} snapshots for {plan.host} ({plan.start:%Y-%m-%d %H:%M} → "
+        f"{plan.end:%Y-%m-%d %H:%M} UTC, every {interval} s)"
+    )
+    with typer.progressbar(length=plan.total_rows, label="snapshots") as bar:
+        inserted = run(lambda: seed_history(plan, on_progress=bar.update))
+    typer.echo(
+        f"inserted {inserted:,} new snapshots ({plan.total_rows - inserted:,} already present)"
+    )
