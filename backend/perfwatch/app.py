@@ -23,7 +23,7 @@ from perfwatch.db.session import close_database, get_sessionmaker, init_database
 from perfwatch.health.router import router as health_router
 from perfwatch.metrics.exposition import RequestCountMiddleware, RequestCounts
 from perfwatch.metrics.router import prometheus_router
-from perfwatch.sampler.runner import SPOOL_FILE, Sampler
+from perfwatch.sampler.factory import build_sampler
 
 logger = logging.getLogger("perfwatch.app")
 
@@ -42,12 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sampler_stop = asyncio.Event()
         sampler_task = None
         if settings.run_sampler:
-            sampler = Sampler(
-                sessionmaker=get_sessionmaker(),
-                cache=app.state.cache,
-                spool_path=settings.perfwatch_data_dir / SPOOL_FILE,
-                spool_max_rows=settings.sampler_spool_max_rows,
-            )
+            sampler = build_sampler(settings, get_sessionmaker(), app.state.cache)
             app.state.sampler = sampler
             sampler_task = asyncio.create_task(sampler.run(sampler_stop), name="sampler")
         # Start-up objects (modules, engine, app) live for the whole process: keeping them out

@@ -81,8 +81,9 @@ def wait(
 
 def sampler_command() -> None:
     """Run the sampler alone (no API): until SIGTERM/SIGINT, then flush the batch and spool."""
+    # Imported here: the collectors (psutil) are not needed by the other commands.
     from perfwatch.db.session import get_sessionmaker
-    from perfwatch.sampler.runner import SPOOL_FILE, Sampler
+    from perfwatch.sampler.factory import build_sampler
 
     current = settings()
     configure_logging(current)
@@ -93,12 +94,7 @@ def sampler_command() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        sampler = Sampler(
-            sessionmaker=get_sessionmaker(),
-            cache=cache,
-            spool_path=current.perfwatch_data_dir / SPOOL_FILE,
-            spool_max_rows=current.sampler_spool_max_rows,
-        )
+        sampler = build_sampler(current, get_sessionmaker(), cache)
         try:
             await sampler.run(stop)
         finally:
