@@ -9,11 +9,14 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+import typer
 from typer.testing import CliRunner, Result
 
+from perfwatch import __version__
 from perfwatch.auth.revocation import REVOKED_BEFORE_KEY
 from perfwatch.bootstrap.defaults import METRIC_TYPES
 from perfwatch.cli import app
@@ -43,6 +46,36 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: 
     assert lines[0].startswith("error: ")
     for fragment in fragments:
         assert fragment in lines[0]
+
+
+# ----- help and version --------------------------------------------------------------------------
+
+
+def command_paths(command: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command and group under ``command`` (typer's own click: groups have ``commands``)."""
+    paths = [path]
+    for name, sub in getattr(command, "commands", {}).items():
+        paths += command_paths(sub, (*path, name))
+    return paths
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"perfwatch {__version__}\n"
+
+
+def test_help_shows_no_type_on_flags() -> None:
+    paths = command_paths(typer.main.get_command(app))
+    assert ("db", "reset") in paths and ("serve",) in paths  # the walk reached the leaves
+    for path in paths:
+        result = CliRunner().invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "--help" in result.stdout
+        assert "<bool>" not in result.stdout, (path, result.stdout)
+        # Each command's summary in a group's listing is whole, not cut off with "...".
+        listing = result.stdout.partition("Commands:")[2].splitlines()
+        assert not [line for line in listing if line.endswith("...")], (path, result.stdout)
 
 
 # ----- configuration errors ---------------------------------------------------------------------

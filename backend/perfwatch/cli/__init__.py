@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from perfwatch import __version__
 from perfwatch.cli.bootstrap import init, seed
 from perfwatch.cli.config import config_app
 from perfwatch.cli.db import db_app
@@ -14,7 +15,13 @@ from perfwatch.cli.serve import check, sampler_command, serve, wait
 from perfwatch.cli.users import user_app
 from perfwatch.config import SettingsError
 
-app = typer.Typer(help="PerfWatch: self-hosted system-performance monitor.", no_args_is_help=True)
+# Plain (click) help: typer's rich help labels every flag, --help included, with a bogus `<bool>`
+# as if it took a value (typer 0.29); the plain formatter lists flags without a type.
+app = typer.Typer(
+    help="PerfWatch: self-hosted system-performance monitor.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(config_app, name="config")
@@ -24,6 +31,25 @@ app.command("check")(check)
 app.command("wait")(wait)
 app.command("sampler")(sampler_command)
 app.command("serve")(serve)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"perfwatch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        is_eager=True,
+        callback=_print_version,
+        help="Show the version and exit.",
+    ),
+) -> None:
+    pass  # the root has only options; the app's help= describes it
 
 
 def main() -> None:

@@ -26,7 +26,9 @@ def _print_report(report: InitReport) -> None:
 
 
 def init() -> None:
-    """Create the admin user, default config values and archive policies if missing."""
+    """Create the admin user, default config and archive policies.
+
+    Each only if missing: running it again changes nothing."""
     current = settings()
 
     async def work() -> InitReport:

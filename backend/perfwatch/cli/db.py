@@ -36,7 +36,9 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
 
 @db_app.command("downgrade")
 def db_downgrade(revision: str = typer.Argument("-1")) -> None:
-    """Revert migrations down to REVISION (default: one step; 'base' for all)."""
+    """Revert migrations down to REVISION.
+
+    The default is one step back; 'base' reverts them all."""
     alembic(alembic_command.downgrade, revision)
 
 

@@ -49,7 +49,9 @@ def check() -> None:
 def wait(
     timeout: float = typer.Option(60.0, min=1, help="Give up after this many seconds."),
 ) -> None:
-    """Wait until the database and the cache answer (container start-up); exit 1 on timeout."""
+    """Wait until the database and the cache answer.
+
+    For container start-up: probe both, backing off, and exit 1 after --timeout seconds."""
     current = settings()
 
     async def work() -> list[str]:
@@ -80,7 +82,9 @@ def wait(
 
 
 def sampler_command() -> None:
-    """Run the sampler alone (no API): until SIGTERM/SIGINT, then flush the batch and spool."""
+    """Run the sampler alone, without the API.
+
+    Until SIGTERM/SIGINT, then flush the batch (to the spool if the database is away)."""
     # Imported here: the collectors (psutil) are not needed by the other commands.
     from perfwatch.db.session import get_sessionmaker
     from perfwatch.sampler.factory import build_sampler
@@ -110,7 +114,9 @@ def serve(
     migrate: bool = typer.Option(True, help="Apply migrations and init before serving."),
     sampler: bool = typer.Option(True, help="Run the sampler in this process (off: API only)."),
 ) -> None:
-    """Migrate, initialise and serve the API with uvicorn (and, by default, the sampler)."""
+    """Serve the API (and, by default, the sampler) with uvicorn.
+
+    Migrates and runs init first unless --no-migrate."""
     import uvicorn
 
     if not sampler:

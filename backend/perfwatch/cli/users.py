@@ -25,7 +25,9 @@ def user_create(
         ..., prompt=True, hide_input=True, confirmation_prompt=True, envvar="PERFWATCH_NEW_PASSWORD"
     ),
 ) -> None:
-    """Create a user (the password is asked for, or read from PERFWATCH_NEW_PASSWORD)."""
+    """Create a user.
+
+    The password is asked for, or read from PERFWATCH_NEW_PASSWORD."""
 
     async def work() -> str:
         async with unit_of_work() as session:
@@ -70,7 +72,7 @@ def user_set_password(
         help="Do not sign the user out (when Redis is away and the password must change anyway).",
     ),
 ) -> None:
-    """Set a user's password and sign out every session of that user."""
+    """Set a user's password; sign out all their sessions."""
     current = settings()
     revoke = bool(current.redis_url) and not keep_sessions
 
