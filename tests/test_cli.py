@@ -393,6 +393,21 @@ def test_seed_inserts_every_metric_type_once(fresh_db: str, tmp_path: Path) -> N
     assert total == per_type * len(METRIC_TYPES) + int(again[1].replace(",", ""))
 
 
+def test_seed_without_a_terminal_prints_numbers(tmp_path: Path) -> None:
+    url = migrate(f"sqlite+aiosqlite:///{tmp_path / 'seed.db'}")
+    env = subprocess_env(url, tmp_path / "data")
+    result = perfwatch(
+        "seed", "--days", "0.01", "--host", "no-tty", env=env, cwd=tmp_path
+    )  # stdout is a pipe here, as in a container log
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    total = int(0.01 * 86_400 // 60) * len(METRIC_TYPES)
+    # Every line carries numbers: no progress label left without its bar.
+    assert all(re.search(r"\d", line) for line in lines), lines
+    assert lines[-2] == f"{total:,} of {total:,} snapshots written (100%)"
+    assert lines[-1] == f"inserted {total:,} new snapshots (0 already present)"
+
+
 # ----- check --------------------------------------------------------------------------------------
 
 

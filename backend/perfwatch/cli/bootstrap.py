@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 import typer
 
 from perfwatch.bootstrap.init import InitReport, initialise
@@ -38,6 +41,23 @@ def init() -> None:
     _print_report(run(work))
 
 
+def _progress_lines(total: int) -> Callable[[int], None]:
+    """Progress for a log or a pipe, where a bar cannot redraw (click would print only its label):
+    one line each time another tenth of the rows is written."""
+    written = 0
+    tenths_shown = 0
+
+    def update(count: int) -> None:
+        nonlocal written, tenths_shown
+        written += count
+        tenths = written * 10 // total
+        if tenths > tenths_shown:
+            tenths_shown = tenths
+            typer.echo(f"{written:,} of {total:,} snapshots written ({written * 100 // total}%)")
+
+    return update
+
+
 def seed(
     days: float = typer.Option(
         1.0, min=0.001, max=MAX_SEED_DAYS, help="Days of history to generate."
@@ -51,8 +71,11 @@ def seed(
         f"seeding {plan.total_rows:,} snapshots for {plan.host} ({plan.start:%Y-%m-%d %H:%M} → "
         f"{plan.end:%Y-%m-%d %H:%M} UTC, every {interval} s)"
     )
-    with typer.progressbar(length=plan.total_rows, label="snapshots") as bar:
-        inserted = run(lambda: seed_history(plan, on_progress=bar.update))
+    if sys.stdout.isatty():
+        with typer.progressbar(length=plan.total_rows, label="snapshots") as bar:
+            inserted = run(lambda: seed_history(plan, on_progress=bar.update))
+    else:
+        inserted = run(lambda: seed_history(plan, on_progress=_progress_lines(plan.total_rows)))
     typer.echo(
         f"inserted {inserted:,} new snapshots ({plan.total_rows - inserted:,} already present)"
     )
