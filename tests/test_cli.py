@@ -21,14 +21,16 @@ from perfwatch.auth.revocation import REVOKED_BEFORE_KEY
 from perfwatch.bootstrap.defaults import METRIC_TYPES
 from perfwatch.cli import app
 from perfwatch.config import get_settings
-from perfwatch.db import session
+from perfwatch.db import migrations, session
 from perfwatch.users.passwords import verify_password
 from tests.helpers import (
     SETTINGS_VARIABLES,
     closed_postgres_url,
     closed_redis_url,
+    empty_database,
     fetch,
     in_thread,
+    make_settings,
     migrate,
     perfwatch,
     subprocess_env,
@@ -122,6 +124,31 @@ def test_unreachable_database_is_one_error_line(tmp_path: Path) -> None:
     result = perfwatch("user", "list", env=subprocess_env(url, tmp_path / "data"), cwd=tmp_path)
     assert_one_line_error(result, "cannot reach the database")
     assert "s3cret" not in result.stderr
+
+
+@pytest.mark.parametrize("revision", [None, "0001"], ids=["empty", "behind"])
+def test_init_and_seed_on_a_database_not_at_head_say_what_to_run(
+    dialect: str, revision: str | None, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    with empty_database(dialect, request, tmp_path) as url:
+        if revision is not None:
+            in_thread(migrations.upgrade, revision, make_settings(url))
+        env = subprocess_env(url, tmp_path / "data")
+        for command in ("init", "seed"):
+            result = perfwatch(command, env=env, cwd=tmp_path)
+            assert_one_line_error(result, "perfwatch db upgrade")
+            assert result.stdout == ""
+        if revision is not None:  # nothing was written before the refusal
+            assert fetch(url, "SELECT count(*) FROM users") == [(0,)]
+            assert fetch(url, "SELECT count(*) FROM metric_snapshots") == [(0,)]
+
+
+def test_init_on_a_database_newer_than_the_code_says_so(tmp_path: Path) -> None:
+    url = migrate(f"sqlite+aiosqlite:///{tmp_path / 'newer.db'}")
+    fetch(url, "UPDATE alembic_version SET version_num = '9999'")
+    result = perfwatch("init", env=subprocess_env(url, tmp_path / "data"), cwd=tmp_path)
+    assert_one_line_error(result, "revision 9999, newer than this PerfWatch knows")
+    assert fetch(url, "SELECT count(*) FROM users") == [(0,)]
 
 
 def test_unmigrated_database_is_one_error_line(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import typer
 
 from perfwatch.bootstrap.init import InitReport, initialise
 from perfwatch.bootstrap.seed import MAX_SEED_DAYS, plan_seed, seed_history
-from perfwatch.cli.common import run, settings
+from perfwatch.cli.common import require_schema_at_head, run, settings
 from perfwatch.config import get_settings
 from perfwatch.db.session import unit_of_work
 
@@ -35,6 +35,7 @@ def init() -> None:
     current = settings()
 
     async def work() -> InitReport:
+        await require_schema_at_head()
         async with unit_of_work() as session:
             return await initialise(session, current)
 
@@ -67,15 +68,19 @@ def seed(
 ) -> None:
     """Generate demo history for every metric type (idempotent)."""
     plan = plan_seed(days=days, interval_seconds=interval, host=host)
-    typer.echo(
-        f"seeding {plan.total_rows:,} snapshots for {plan.host} ({plan.start:%Y-%m-%d %H:%M} → "
-        f"{plan.end:%Y-%m-%d %H:%M} UTC, every {interval} s)"
-    )
-    if sys.stdout.isatty():
-        with typer.progressbar(length=plan.total_rows, label="snapshots") as bar:
-            inserted = run(lambda: seed_history(plan, on_progress=bar.update))
-    else:
-        inserted = run(lambda: seed_history(plan, on_progress=_progress_lines(plan.total_rows)))
+
+    async def work() -> int:
+        await require_schema_at_head()
+        typer.echo(
+            f"seeding {plan.total_rows:,} snapshots for {plan.host} "
+            f"({plan.start:%Y-%m-%d %H:%M} → {plan.end:%Y-%m-%d %H:%M} UTC, every {interval} s)"
+        )
+        if sys.stdout.isatty():
+            with typer.progressbar(length=plan.total_rows, label="snapshots") as bar:
+                return await seed_history(plan, on_progress=bar.update)
+        return await seed_history(plan, on_progress=_progress_lines(plan.total_rows))
+
+    inserted = run(work)
     typer.echo(
         f"inserted {inserted:,} new snapshots ({plan.total_rows - inserted:,} already present)"
     )

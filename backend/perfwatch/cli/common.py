@@ -10,6 +10,7 @@ from typing import Any, NoReturn, TypeVar
 import typer
 
 from perfwatch.config import Settings, SettingsError, get_settings
+from perfwatch.db.migrations import schema_problem
 from perfwatch.db.session import close_database, init_database
 from perfwatch.errors import PerfWatchError
 
@@ -48,6 +49,13 @@ def run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
         if type(exc).__module__.startswith(("sqlalchemy", "asyncpg", "sqlite3")):
             fail(f"database error: {exc}".splitlines()[0])
         raise
+
+
+async def require_schema_at_head() -> None:
+    """Refuse, naming the fix, to write into a database that is not migrated to head."""
+    problem = await schema_problem(await init_database(settings()))
+    if problem is not None:
+        raise PerfWatchError(problem)
 
 
 def configure_logging(current: Settings) -> None:
