@@ -9,22 +9,28 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+import typer
 from typer.testing import CliRunner, Result
 
+from perfwatch import __version__
 from perfwatch.auth.revocation import REVOKED_BEFORE_KEY
 from perfwatch.cli import app
 from perfwatch.config import get_settings
 from perfwatch.contract.metrics import METRIC_TYPES
+from perfwatch.db import migrations
 from perfwatch.users.passwords import verify_password
 from tests.helpers import (
     SETTINGS_VARIABLES,
     closed_postgres_url,
     closed_redis_url,
+    empty_database,
     fetch,
     in_thread,
+    make_settings,
     migrate,
     perfwatch,
     subprocess_env,
@@ -42,6 +48,36 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: 
     assert lines[0].startswith("error: ")
     for fragment in fragments:
         assert fragment in lines[0]
+
+
+# ----- help and version --------------------------------------------------------------------------
+
+
+def command_paths(command: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command and group under ``command`` (typer's own click: groups have ``commands``)."""
+    paths = [path]
+    for name, sub in getattr(command, "commands", {}).items():
+        paths += command_paths(sub, (*path, name))
+    return paths
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"perfwatch {__version__}\n"
+
+
+def test_help_shows_no_type_on_flags() -> None:
+    paths = command_paths(typer.main.get_command(app))
+    assert ("db", "reset") in paths and ("serve",) in paths  # the walk reached the leaves
+    for path in paths:
+        result = CliRunner().invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "--help" in result.stdout
+        assert "<bool>" not in result.stdout, (path, result.stdout)
+        # Each command's summary in a group's listing is whole, not cut off with "...".
+        listing = result.stdout.partition("Commands:")[2].splitlines()
+        assert not [line for line in listing if line.endswith("...")], (path, result.stdout)
 
 
 # ----- configuration errors ---------------------------------------------------------------------
@@ -88,6 +124,31 @@ def test_unreachable_database_is_one_error_line(tmp_path: Path) -> None:
     result = perfwatch("user", "list", env=subprocess_env(url, tmp_path / "data"), cwd=tmp_path)
     assert_one_line_error(result, "cannot reach the database")
     assert "s3cret" not in result.stderr
+
+
+@pytest.mark.parametrize("revision", [None, "0001"], ids=["empty", "behind"])
+def test_init_and_seed_on_a_database_not_at_head_say_what_to_run(
+    dialect: str, revision: str | None, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    with empty_database(dialect, request, tmp_path) as url:
+        if revision is not None:
+            in_thread(migrations.upgrade, revision, make_settings(url))
+        env = subprocess_env(url, tmp_path / "data")
+        for command in ("init", "seed"):
+            result = perfwatch(command, env=env, cwd=tmp_path)
+            assert_one_line_error(result, "perfwatch db upgrade")
+            assert result.stdout == ""
+        if revision is not None:  # nothing was written before the refusal
+            assert fetch(url, "SELECT count(*) FROM users") == [(0,)]
+            assert fetch(url, "SELECT count(*) FROM metric_snapshots") == [(0,)]
+
+
+def test_init_on_a_database_newer_than_the_code_says_so(tmp_path: Path) -> None:
+    url = migrate(f"sqlite+aiosqlite:///{tmp_path / 'newer.db'}")
+    fetch(url, "UPDATE alembic_version SET version_num = '9999'")
+    result = perfwatch("init", env=subprocess_env(url, tmp_path / "data"), cwd=tmp_path)
+    assert_one_line_error(result, "revision 9999, newer than this PerfWatch knows")
+    assert fetch(url, "SELECT count(*) FROM users") == [(0,)]
 
 
 def test_unmigrated_database_is_one_error_line(tmp_path: Path) -> None:
@@ -356,6 +417,21 @@ def test_seed_inserts_every_metric_type_once(fresh_db: str, tmp_path: Path) -> N
         assert int(again[2].replace(",", "")) == per_type * len(METRIC_TYPES)
     total = fetch(fresh_db, "SELECT count(*) FROM metric_snapshots")[0][0]
     assert total == per_type * len(METRIC_TYPES) + int(again[1].replace(",", ""))
+
+
+def test_seed_without_a_terminal_prints_numbers(tmp_path: Path) -> None:
+    url = migrate(f"sqlite+aiosqlite:///{tmp_path / 'seed.db'}")
+    env = subprocess_env(url, tmp_path / "data")
+    result = perfwatch(
+        "seed", "--days", "0.01", "--host", "no-tty", env=env, cwd=tmp_path
+    )  # stdout is a pipe here, as in a container log
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    total = int(0.01 * 86_400 // 60) * len(METRIC_TYPES)
+    # Every line carries numbers: no progress label left without its bar.
+    assert all(re.search(r"\d", line) for line in lines), lines
+    assert lines[-2] == f"{total:,} of {total:,} snapshots written (100%)"
+    assert lines[-1] == f"inserted {total:,} new snapshots (0 already present)"
 
 
 # ----- check --------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from perfwatch.metrics.maintenance import run_maintenance
 from perfwatch.metrics.router import prometheus_router
 from perfwatch.metrics.router import router as metrics_router
 from perfwatch.retention.router import router as archive_policies_router
-from perfwatch.sampler.runner import SPOOL_FILE, Sampler
+from perfwatch.sampler.factory import build_sampler
 from perfwatch.users.principals import principal_cache
 from perfwatch.users.router import router as users_router
 
@@ -52,12 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sampler_stop = asyncio.Event()
         sampler_task = None
         if settings.run_sampler:
-            sampler = Sampler(
-                sessionmaker=database.sessionmaker,
-                cache=app.state.cache,
-                spool_path=settings.perfwatch_data_dir / SPOOL_FILE,
-                spool_max_rows=settings.sampler_spool_max_rows,
-            )
+            sampler = build_sampler(settings, database.sessionmaker, app.state.cache)
             app.state.sampler = sampler
             sampler_task = asyncio.create_task(sampler.run(sampler_stop), name="sampler")
         # Start-up objects (modules, engine, app) live for the whole process: keeping them out

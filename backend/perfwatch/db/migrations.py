@@ -7,6 +7,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perfwatch.config import Settings, get_settings
 
@@ -41,3 +44,32 @@ def upgrade(revision: str = "head", settings: Settings | None = None) -> None:
 
 def downgrade(revision: str, settings: Settings | None = None) -> None:
     command.downgrade(alembic_config(settings or get_settings()), revision)
+
+
+async def schema_problem(engine: AsyncEngine) -> str | None:
+    """Why the database is not at the revision this code needs, with what to do; None when it is.
+
+    Commands that write data check this first: on an unmigrated database they would otherwise
+    fail on the first missing table, with a driver message that does not say what to run."""
+    async with engine.connect() as connection:
+        current = set(
+            await connection.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_heads()
+            )
+        )
+    if not current:
+        return "the database has no schema yet: run `perfwatch db upgrade` first"
+    try:
+        script = ScriptDirectory.from_config(alembic_config())
+    except FileNotFoundError:
+        return None  # without the migrations at hand, "migrated at all" is all that can be told
+    heads = set(script.get_heads())
+    if current == heads:
+        return None
+    at, needed = ", ".join(sorted(current)), ", ".join(sorted(heads))
+    if current - {revision.revision for revision in script.walk_revisions()}:
+        return (
+            f"the database is at revision {at}, newer than this PerfWatch knows (its newest is "
+            f"{needed}): run the PerfWatch version that migrated it, or a newer one"
+        )
+    return f"the database is at revision {at}, not {needed}: run `perfwatch db upgrade` first"
