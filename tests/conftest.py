@@ -130,6 +130,19 @@ async def pg_session(postgres_engine: AsyncEngine) -> AsyncIterator[AsyncSession
         yield test_session
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashing() -> Iterator[None]:
+    """Hash at bcrypt's lowest cost in this process: every user a test creates and every login
+    pays one hash, hundreds in a run. Hashes still verify across costs; production's cost is
+    checked in tests/test_auth_principals.py, and subprocesses (the CLI tests) use it."""
+    from perfwatch.users import passwords
+
+    production = passwords._context
+    passwords._context = passwords.make_context(rounds=4)
+    yield
+    passwords._context = production
+
+
 @pytest.fixture(autouse=True)
 def _fresh_settings_cache() -> Iterator[None]:
     get_settings.cache_clear()

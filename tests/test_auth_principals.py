@@ -6,6 +6,7 @@ import time
 import uuid
 
 from perfwatch.models import UserRole
+from perfwatch.users import passwords
 from perfwatch.users.principals import Principal, PrincipalCache
 
 
@@ -47,3 +48,11 @@ def test_zero_seconds_remembers_nothing() -> None:
     someone = principal()
     cache.remember(someone, None, cache.mark())
     assert cache.get(someone.id, issued_at=time.time()) is None
+
+
+def test_passwords_are_hashed_at_the_production_cost() -> None:
+    # The test run hashes at a lower cost (tests/conftest.py); the code's own is 2**12.
+    assert passwords.BCRYPT_ROUNDS == 12
+    hashed = passwords.make_context().hash("correct horse battery staple")
+    assert ",r=12$" in hashed
+    assert passwords.verify_password("correct horse battery staple", hashed)

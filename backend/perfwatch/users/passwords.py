@@ -17,9 +17,17 @@ from perfwatch.errors import ValidationFailedError
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
 
-_context = CryptContext(
-    schemes=["bcrypt_sha256", "bcrypt"], deprecated="auto", bcrypt_sha256__rounds=12
-)
+# bcrypt's cost: 2**12 rounds, about a quarter of a second per hash here.
+BCRYPT_ROUNDS = 12
+
+
+def make_context(rounds: int = BCRYPT_ROUNDS) -> CryptContext:
+    return CryptContext(
+        schemes=["bcrypt_sha256", "bcrypt"], deprecated="auto", bcrypt_sha256__rounds=rounds
+    )
+
+
+_context = make_context()
 
 
 def check_password_strength(password: str) -> None:
