@@ -4,6 +4,7 @@ transaction that is rolled back at the end (savepoint mode), so tests never see 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from perfwatch.config import Settings, get_settings
 from perfwatch.db.engine import build_engine
-from tests.helpers import empty_database, make_settings, migrate, migrate_async, recreate_database
+from tests.helpers import make_settings, migrate_async, recreate_database, scratch_postgres
 from tests.services import (
     TEST_DATABASE_NAME,
     PostgresServer,
@@ -27,6 +28,7 @@ from tests.services import (
 collect_ignore_glob = [] if os.environ.get("PERFWATCH_E2E") == "1" else ["e2e/*"]
 
 DIALECTS = ("postgres", "sqlite")
+TEMPLATE_DATABASE_NAME = f"{TEST_DATABASE_NAME}_template"
 
 # Settings read from the environment must never point tests at a developer's database, and a
 # developer's .env must not leak in (subprocesses inherit PERFWATCH_ENV_FILE="" too).
@@ -88,12 +90,34 @@ def dialect(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(scope="session")
+async def postgres_template(postgres_server: PostgresServer) -> str:
+    """A database migrated once per run, which fresh databases are copied from."""
+    url = await recreate_database(postgres_server, TEMPLATE_DATABASE_NAME)
+    await migrate_async(url)
+    return TEMPLATE_DATABASE_NAME
+
+
+@pytest.fixture(scope="session")
+async def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path: Path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    await migrate_async(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
 @pytest.fixture
 def fresh_db(dialect: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A migrated, empty database of ``dialect`` that is this test's alone: its writes are real
-    commits (a scratch PostgreSQL database, dropped afterwards, or a new SQLite file)."""
-    with empty_database(dialect, request, tmp_path) as url:
-        yield migrate(url)
+    commits. A copy of the template migrated once per run (``CREATE DATABASE … TEMPLATE`` on
+    PostgreSQL, dropped afterwards; a copied file on SQLite): migrating per test cost more."""
+    if dialect == "postgres":
+        template = request.getfixturevalue("postgres_template")
+        with scratch_postgres(request.getfixturevalue("postgres_server"), template) as url:
+            yield url
+    else:
+        path = tmp_path / "scratch.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite+aiosqlite:///{path}"
 
 
 @pytest.fixture

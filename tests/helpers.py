@@ -125,13 +125,15 @@ def fetch(url: str, query: str, *args: Any) -> list[tuple[Any, ...]]:
     return sqlite_fetch(url, query, *args)
 
 
-async def recreate_database(server: PostgresServer, name: str) -> str:
-    """Drop and create database ``name`` on ``server``; return its SQLAlchemy URL."""
+async def recreate_database(server: PostgresServer, name: str, template: str | None = None) -> str:
+    """Drop and create database ``name`` on ``server`` (a copy of ``template`` if given);
+    return its SQLAlchemy URL."""
     if server.problem:
         unavailable(server.problem)
+    copy = f' TEMPLATE "{template}"' if template else ""
     async with pg_connection(server.admin_url) as connection:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{name}"')
+        await connection.execute(f'CREATE DATABASE "{name}"{copy}')
     return server.url_for(name)
 
 
@@ -141,10 +143,10 @@ async def drop_database(server: PostgresServer, name: str) -> None:
 
 
 @contextmanager
-def scratch_postgres(server: PostgresServer) -> Iterator[str]:
-    """An empty PostgreSQL database of its own, dropped afterwards."""
+def scratch_postgres(server: PostgresServer, template: str | None = None) -> Iterator[str]:
+    """A PostgreSQL database of its own (empty, or a copy of ``template``), dropped afterwards."""
     name = f"{TEST_DATABASE_NAME}_{uuid.uuid4().hex[:12]}"
-    url = run_async(recreate_database(server, name))
+    url = run_async(recreate_database(server, name, template))
     try:
         yield url
     finally:
