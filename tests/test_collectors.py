@@ -28,17 +28,14 @@ from perfwatch.sampler.collectors.network import IS_UP_INTERVAL, NetworkCollecto
 from perfwatch.sampler.collectors.processes import ProcessesCollector
 from perfwatch.sampler.collectors.sensors import SensorsCollector
 from perfwatch.sampler.collectors.system import SystemCollector
-from perfwatch.sampler.host import (
-    HostPaths,
-    configure_psutil,
-    parse_mounts,
-    parse_net_dev,
+from perfwatch.sampler.host.mounts import parse_mounts, read_host_filesystems
+from perfwatch.sampler.host.net import parse_net_dev, read_net_dev
+from perfwatch.sampler.host.paths import HostPaths, configure_psutil
+from perfwatch.sampler.host.sockets import (
     parse_snmp,
     parse_socket_states,
     parse_sockstat,
     read_connection_counts,
-    read_host_filesystems,
-    read_net_dev,
     read_socket_summary,
     socket_summary,
 )
@@ -786,7 +783,6 @@ def test_undecodable_process_names_are_made_storable() -> None:
 
 def test_the_thread_total_comes_from_loadavg(tmp_path: Path) -> None:
     from perfwatch.sampler.collectors.processes import total_threads
-    from perfwatch.sampler.host import HostPaths
 
     (tmp_path / "loadavg").write_text("0.02 0.16 0.33 3/162 14045\n")
     assert total_threads(HostPaths(proc=str(tmp_path), host_proc=True)) == 162

@@ -15,7 +15,7 @@ from perfwatch.sampler.collectors import (
     system,
 )
 from perfwatch.sampler.collectors.base import REGISTRY, SCHEMA_VERSION, Collector, register
-from perfwatch.sampler.host import HostPaths, configure_psutil
+from perfwatch.sampler.host.paths import HostPaths, configure_psutil
 
 __all__ = ["REGISTRY", "SCHEMA_VERSION", "Collector", "build_collectors", "register"]
 

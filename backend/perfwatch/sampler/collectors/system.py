@@ -13,7 +13,9 @@ import psutil
 from perfwatch import __version__
 from perfwatch.sampler.collectors._common import iso_from_timestamp, non_negative_int
 from perfwatch.sampler.collectors.base import SCHEMA_VERSION, Collector, register
-from perfwatch.sampler.host import HostPaths, read_os_release, read_text
+from perfwatch.sampler.host.etc import read_os_release
+from perfwatch.sampler.host.files import read_text
+from perfwatch.sampler.host.paths import HostPaths
 
 HOSTNAME_ENV = "PERFWATCH_HOSTNAME"
 
