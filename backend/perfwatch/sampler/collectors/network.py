@@ -30,7 +30,7 @@ from perfwatch.sampler.collectors._common import (
     rate,
     utc_now,
 )
-from perfwatch.sampler.collectors.base import SCHEMA_VERSION, Collector, register
+from perfwatch.sampler.collectors.base import SCHEMA_VERSION, Collector
 from perfwatch.sampler.host.net import read_interface_up, read_net_dev
 from perfwatch.sampler.host.paths import HostPaths
 from perfwatch.sampler.host.sockets import read_connection_counts, read_socket_summary
@@ -53,7 +53,6 @@ INTERFACE_RATES = (
 )
 
 
-@register
 class NetworkCollector(Collector):
     metric_type: ClassVar[str] = "network"
     interval_key: ClassVar[str] = "sampler.interval.network"

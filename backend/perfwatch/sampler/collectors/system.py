@@ -12,7 +12,7 @@ import psutil
 
 from perfwatch import __version__
 from perfwatch.sampler.collectors._common import iso_from_timestamp, non_negative_int
-from perfwatch.sampler.collectors.base import SCHEMA_VERSION, Collector, register
+from perfwatch.sampler.collectors.base import SCHEMA_VERSION, Collector
 from perfwatch.sampler.host.etc import read_os_release
 from perfwatch.sampler.host.files import read_text
 from perfwatch.sampler.host.paths import HostPaths
@@ -32,7 +32,6 @@ def host_name(paths: HostPaths) -> str:
     return socket.gethostname()
 
 
-@register
 class SystemCollector(Collector):
     metric_type: ClassVar[str] = "system"
     interval_key: ClassVar[str] = "sampler.interval.system"
