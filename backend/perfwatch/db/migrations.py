@@ -1,12 +1,16 @@
-"""Run Alembic programmatically (CLI, ``perfwatch serve``, tests)."""
+"""Run Alembic programmatically (CLI, ``perfwatch serve``, tests), and how autogenerate writes
+column types into a new revision."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Literal
 
 from alembic import command
+from alembic.autogenerate.api import AutogenContext
 from alembic.config import Config
+from sqlalchemy.types import TypeDecorator
 
 from perfwatch.config import Settings, get_settings
 
@@ -41,3 +45,20 @@ def upgrade(revision: str = "head", settings: Settings | None = None) -> None:
 
 def downgrade(revision: str, settings: Settings | None = None) -> None:
     command.downgrade(alembic_config(settings or get_settings()), revision)
+
+
+def render_frozen_type(
+    type_: str, obj: Any, autogen_context: AutogenContext
+) -> str | Literal[False]:
+    """Autogenerate's ``render_item``: an application column type (``perfwatch.db.types``) is
+    written as the plain SQLAlchemy type of its DDL (``sa.DateTime(timezone=True)`` for
+    ``UTCDateTime``).
+
+    A revision must never import perfwatch: it would change what an old revision creates
+    whenever the application's types change. Everything else renders as Alembic does.
+    """
+    if type_ == "type" and isinstance(obj, TypeDecorator):
+        impl = obj.impl_instance
+        if type(impl).__module__.startswith("sqlalchemy.sql."):
+            return f"sa.{impl!r}"
+    return False
