@@ -8,7 +8,7 @@ Modes:
 
 - ``cpu``: CPU time (``time.process_time``: user + kernel, all threads of this process) per
   ``collect()`` of every collector, and per full cycle through the real pipeline the Sampler
-  runs (``Sampler._sample``: collectors in a worker thread, SnapshotRow, SnapshotWriter.add,
+  runs (``Sampler._sample``: collectors in a worker thread, SnapshotRow, SnapshotWriter.add_encoded,
   SnapshotPublisher.publish) plus a flush to PostgreSQL every 5 cycles (= every 5 s at 1 s).
   The collectors' clocks are replaced by a simulated one advancing 1 s per cycle, so the parts
   refreshed every N seconds (network connection table, filesystem usage, process details) run
@@ -48,8 +48,8 @@ sys.path.insert(0, str(REPO_ROOT / "backend"))
 from perfwatch.cache.memory import MemoryCache  # noqa: E402
 from perfwatch.cache.redis import RedisCache  # noqa: E402
 from perfwatch.config import Settings  # noqa: E402
-from perfwatch.config_store.repository import ConfigRepository  # noqa: E402
-from perfwatch.contract.metrics import SnapshotRow  # noqa: E402
+from perfwatch.config_store.service import ConfigService  # noqa: E402
+from perfwatch.contract.metrics import EncodedSnapshot, SnapshotRow, encode_snapshot  # noqa: E402
 from perfwatch.contract.runtime_config import DEFAULTS  # noqa: E402
 from perfwatch.db.engine import build_engine  # noqa: E402
 from perfwatch.db.partitions import ensure_snapshot_partitions  # noqa: E402
@@ -329,10 +329,10 @@ async def worker_realtime(
 ) -> None:
     engine, sessions = make_sessions(url)
     async with sessions() as session:
-        repository = ConfigRepository(session)
+        service = ConfigService(session)
         for key in INTERVAL_KEYS:
             value = DEFAULTS[key] if profile == "default_redis" else 1
-            await repository.set_value(key, value, updated_by="bench")
+            await service.set_entry(key, value, updated_by="bench")
         await session.commit()
     cache: MemoryCache | RedisCache = MemoryCache()
     if profile == "default_redis":
@@ -452,17 +452,17 @@ async def worker_replay(url: str, rows: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "source.db"
         spool = Spool(source, max_rows=rows)
-        batch: list[SnapshotRow] = []
+        batch: list[EncodedSnapshot] = []
         for index in range(rows):
             kind = types[index % len(types)]
             cycle = index // len(types)
             pool = documents[kind]
             at = REPLAY_DAY + timedelta(seconds=cycle)
-            batch.append(SnapshotRow(HOST, at, kind, pool[cycle % len(pool)]))
+            batch.append(encode_snapshot(SnapshotRow(HOST, at, kind, pool[cycle % len(pool)])))
             if len(batch) == 10_000:
-                spool.append(batch)
+                spool.append_encoded(batch)
                 batch = []
-        spool.append(batch)
+        spool.append_encoded(batch)
         peeked = spool.peek(rows)
         assert peeked is not None and len(peeked.records) == rows
         records = peeked.records  # (host, datetime, type, JSON text): what COPY is given

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from perfwatch.cache import Cache
-from perfwatch.config_store.repository import ConfigRepository
+from perfwatch.config_store.service import ConfigService
 from perfwatch.contract.metrics import live_channel
 from perfwatch.sampler.runner import Sampler
 from tests.helpers import fetch
@@ -36,9 +36,9 @@ async def set_config(
     sessionmaker: async_sessionmaker[AsyncSession], values: Mapping[str, Any]
 ) -> None:
     async with sessionmaker() as session, session.begin():
-        repository = ConfigRepository(session)
+        service = ConfigService(session)
         for key, value in values.items():
-            await repository.set_value(key, value, updated_by="test")
+            await service.set_entry(key, value, updated_by="test")
 
 
 def every_interval(seconds: float) -> dict[str, float]:

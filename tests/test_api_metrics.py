@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from perfwatch.cache.memory import MemoryCache
 from perfwatch.cache.redis import RedisCache
 from perfwatch.config import Settings
-from perfwatch.config_store.repository import ConfigRepository
+from perfwatch.config_store.service import ConfigService
 from perfwatch.contract.metrics import SnapshotRow, encode_snapshot, live_channel
 from perfwatch.metrics import router as metrics_router
 from perfwatch.metrics.repository import SnapshotRepository
@@ -207,15 +207,15 @@ async def test_series_raw_and_summary_on_real_rows(api_settings: Settings) -> No
         assert sum(bucket["count"] for bucket in series["buckets"]) == 120
         assert series["buckets"][0]["fields"]["percent"]["min"] == 0.0
 
-        # api.max_points from the configuration caps the buckets.
+        # api.max_points from the configuration caps the buckets (10 is its smallest value).
         async with app_session() as session:
-            await ConfigRepository(session).set_value("api.max_points", 4)
+            await ConfigService(session).set_entry("api.max_points", 10, updated_by="test")
         series = (
             await client.get(
                 "/api/v1/metrics/cpu", headers=headers, params={**window, "fields": "percent"}
             )
         ).json()
-        assert len(series["buckets"]) <= 4 and series["step_seconds"] >= 30
+        assert len(series["buckets"]) <= 10 and series["step_seconds"] >= 12
 
         # Raw keyset pages.
         seen: list[float] = []

@@ -21,24 +21,21 @@ from perfwatch.contract.metrics import METRIC_TYPES
 from perfwatch.contract.runtime_config import DEFAULTS
 from perfwatch.sampler.collectors import build_collectors
 from perfwatch.sampler.collectors import network as network_module
-from perfwatch.sampler.collectors.base import REGISTRY, Collector
+from perfwatch.sampler.collectors.base import Collector
 from perfwatch.sampler.collectors.cpu import CpuCollector
 from perfwatch.sampler.collectors.disk import DiskCollector
 from perfwatch.sampler.collectors.network import IS_UP_INTERVAL, NetworkCollector
 from perfwatch.sampler.collectors.processes import ProcessesCollector
 from perfwatch.sampler.collectors.sensors import SensorsCollector
 from perfwatch.sampler.collectors.system import SystemCollector
-from perfwatch.sampler.host import (
-    HostPaths,
-    configure_psutil,
-    parse_mounts,
-    parse_net_dev,
+from perfwatch.sampler.host.mounts import parse_mounts, read_host_filesystems
+from perfwatch.sampler.host.net import parse_net_dev, read_net_dev
+from perfwatch.sampler.host.paths import HostPaths, configure_psutil
+from perfwatch.sampler.host.sockets import (
     parse_snmp,
     parse_socket_states,
     parse_sockstat,
     read_connection_counts,
-    read_host_filesystems,
-    read_net_dev,
     read_socket_summary,
     socket_summary,
 )
@@ -91,7 +88,14 @@ def documents() -> dict[str, list[dict[str, Any]]]:
 
 def test_one_collector_and_schema_per_metric_type() -> None:
     collectors = build_collectors(paths=LOCAL)
-    assert set(collectors) == set(METRIC_TYPES) == set(SCHEMAS) == set(REGISTRY)
+    assert set(collectors) == set(METRIC_TYPES) == set(SCHEMAS)
+    # A collector class written but left out of build_collectors() would never sample.
+    written = {
+        cls
+        for cls in Collector.__subclasses__()
+        if cls.__module__.startswith("perfwatch.sampler.collectors.")
+    }
+    assert {type(collector) for collector in collectors.values()} == written
     for name, collector in collectors.items():
         assert isinstance(collector, Collector)
         assert collector.metric_type == name
@@ -786,7 +790,6 @@ def test_undecodable_process_names_are_made_storable() -> None:
 
 def test_the_thread_total_comes_from_loadavg(tmp_path: Path) -> None:
     from perfwatch.sampler.collectors.processes import total_threads
-    from perfwatch.sampler.host import HostPaths
 
     (tmp_path / "loadavg").write_text("0.02 0.16 0.33 3/162 14045\n")
     assert total_threads(HostPaths(proc=str(tmp_path), host_proc=True)) == 162

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import delete, event, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from perfwatch.contract.metrics import SnapshotRow
+from perfwatch.contract.metrics import SnapshotRow, encode_snapshot
 from perfwatch.db.engine import build_engine
 from perfwatch.db.session import make_sessionmaker, unit_of_work
 from perfwatch.metrics.maintenance import run_maintenance
@@ -340,7 +340,7 @@ async def test_a_replayed_spool_reaches_minutes_already_rolled_up(
     assert (await database.rollup_minutes())[base + timedelta(minutes=3)] == 30
 
     spool = Spool(tmp_path / "spool.db")
-    spool.append([second(n) for n in gap])
+    spool.append_encoded([encode_snapshot(second(n)) for n in gap])
     writer = SnapshotWriter(database.sessions, spool, replay_chunk_rows=5000)
     database.statements.clear()
     await writer.flush()
@@ -362,12 +362,14 @@ async def test_a_replayed_spool_reaches_minutes_already_rolled_up(
 async def test_live_batches_issue_no_rollup_delete(database: Database, tmp_path: Path) -> None:
     writer = SnapshotWriter(database.sessions, Spool(tmp_path / "spool.db"))
     now = datetime.now(UTC)
-    await writer.add([SnapshotRow(HOST, now - timedelta(seconds=s), "cpu", {}) for s in range(60)])
+    live = [SnapshotRow(HOST, now - timedelta(seconds=s), "cpu", {}) for s in range(60)]
+    await writer.add_encoded([encode_snapshot(row) for row in live])
     await writer.flush()
     assert writer.stats.written == 60
     assert database.rollup_deletes() == 0
 
-    await writer.add([SnapshotRow(HOST, now - timedelta(hours=1), "cpu", {})])  # a late one
+    late = SnapshotRow(HOST, now - timedelta(hours=1), "cpu", {})
+    await writer.add_encoded([encode_snapshot(late)])
     await writer.flush()
     assert database.rollup_deletes() == 1
     await writer.close()

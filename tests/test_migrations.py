@@ -7,18 +7,23 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import re
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import produce_migrations, render_python_code
+from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import make_url
 
 from perfwatch.db import migrations
+from perfwatch.db.migrations import render_frozen_type
 from perfwatch.db.partitions import DEFAULT_PARTITION, PARTITION_PREFIX
+from perfwatch.models import Base
 from tests.helpers import (
     BIN_DIR,
     empty_database,
@@ -171,6 +176,54 @@ def test_alembic_check_detects_drift(empty_url: str, tmp_path: Path) -> None:
     result = run_shell("cd backend && alembic check", env)
     assert result.returncode != 0
     assert "ix_metric_snapshots_captured_at" in result.stdout + result.stderr
+
+
+# ----- revisions are frozen -----------------------------------------------------------------------
+
+
+def perfwatch_references(source: str) -> list[str]:
+    """Imports of perfwatch, and names that reach into it, in a module's source."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names if alias.name.split(".")[0] == "perfwatch"]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "perfwatch":
+            found.append(node.module or "")
+        elif isinstance(node, ast.Name) and node.id == "perfwatch":
+            found.append(node.id)
+    return found
+
+
+def test_revisions_never_import_application_code() -> None:
+    # Editing perfwatch (a column type, the partition function's SQL) must never change what an
+    # old revision creates: each revision carries frozen copies of what it needs.
+    revisions = sorted((BACKEND_DIR / "alembic" / "versions").glob("*.py"))
+    assert len(revisions) == REVISIONS
+    for path in revisions:
+        assert perfwatch_references(path.read_text(encoding="utf-8")) == [], path.name
+    template = (BACKEND_DIR / "alembic" / "script.py.mako").read_text(encoding="utf-8")
+    assert not re.search(r"^\s*(import|from)\s+perfwatch\b", template, re.MULTILINE)
+
+
+@pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based")
+def test_autogenerate_writes_application_types_as_plain_sqlalchemy() -> None:
+    engine = create_engine("sqlite://")
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(
+                connection,
+                opts={"target_metadata": Base.metadata, "render_item": render_frozen_type},
+            )
+            upgrade = produce_migrations(context, Base.metadata).upgrade_ops
+            assert upgrade is not None
+            code = render_python_code(upgrade, render_item=render_frozen_type)
+    finally:
+        engine.dispose()
+    assert "op.create_table('metric_snapshots'" in code
+    assert "perfwatch." not in code
+    assert "sa.DateTime(timezone=True)" in code
+    assert "with_variant(postgresql.JSONB" in code
+    compile(f"def upgrade():\n{code}", "revision", "exec")
 
 
 # ----- schema details -----------------------------------------------------------------------------

@@ -1,9 +1,8 @@
 """``ConfigRepository`` (typed runtime settings) and ``ArchivePolicyRepository`` (retention rules),
-on PostgreSQL and SQLite."""
+on PostgreSQL and SQLite. Settings change through ``ConfigService`` (test_config_service.py)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,109 +14,24 @@ from perfwatch.config_store.repository import ConfigRepository
 from perfwatch.contract.metrics import ALL_METRIC_TYPES
 from perfwatch.errors import ConflictError, ValidationFailedError
 from perfwatch.kit.repository import MAX_PAGE_SIZE
-from perfwatch.models import ArchiveAction, ArchivePolicy, ConfigEntry
+from perfwatch.models import ArchiveAction, ArchivePolicy
 from perfwatch.retention.repository import ArchivePolicyRepository
 from perfwatch.users.repository import UserRepository
-
-
-async def fresh_entry(session: AsyncSession, key: str) -> ConfigEntry:
-    session.expunge_all()
-    entry = await ConfigRepository(session).get(key)
-    assert entry is not None
-    return entry
-
-
-# ----- config: set_value -----------------------------------------------------------------------
-async def test_set_value_creates_an_entry(session: AsyncSession) -> None:
-    repo = ConfigRepository(session)
-
-    created = await repo.set_value(
-        "sampler.interval.cpu", 2, updated_by="alice", description="Seconds between CPU samples"
-    )
-
-    assert created.key == "sampler.interval.cpu"
-    entry = await fresh_entry(session, "sampler.interval.cpu")
-    assert (entry.value, entry.updated_by, entry.description) == (
-        2,
-        "alice",
-        "Seconds between CPU samples",
-    )
-    assert entry.updated_at.tzinfo is not None
-    assert entry.updated_at.utcoffset() == timedelta(0)
-
-
-async def test_set_value_updates_an_existing_entry(session: AsyncSession) -> None:
-    repo = ConfigRepository(session)
-    long_ago = datetime(2020, 1, 1, tzinfo=UTC)
-    await repo.create(
-        key="api.max_points", value=1500, description="Most points", updated_at=long_ago
-    )
-
-    updated = await repo.set_value("api.max_points", 3000, updated_by="bob")
-
-    assert updated.value == 3000
-    entry = await fresh_entry(session, "api.max_points")
-    assert (entry.value, entry.updated_by) == (3000, "bob")
-    assert entry.description == "Most points", "a missing description keeps the old one"
-    assert entry.updated_at > long_ago + timedelta(days=365)
-    assert await repo.count() == 1
-
-
-async def test_set_value_records_who_changed_it_last(session: AsyncSession) -> None:
-    repo = ConfigRepository(session)
-    await repo.set_value("k", 1, updated_by="cli")
-
-    await repo.set_value("k", 2, description="new text")
-
-    entry = await fresh_entry(session, "k")
-    assert (entry.value, entry.updated_by, entry.description) == (2, None, "new text")
-
-
-@pytest.mark.parametrize(
-    "value",
-    [0, -3, 2.5, "text", "", True, False, [1, 2, 3], [], {"a": {"b": [1, "x"]}}, {}, "ünïcödé ✓"],
-)
-async def test_set_value_stores_any_json_value(session: AsyncSession, value: Any) -> None:
-    repo = ConfigRepository(session)
-
-    await repo.set_value("any", value)
-
-    entry = await fresh_entry(session, "any")
-    assert entry.value == value
-    assert type(entry.value) is type(value)
-
-
-async def test_set_value_none_is_stored_as_json_null(session: AsyncSession) -> None:
-    repo = ConfigRepository(session)
-    await repo.set_value("optional", 5)
-
-    await repo.set_value("optional", None)
-
-    session.expunge_all()
-    assert await repo.as_dict() == {"optional": None}
-    assert await repo.get_value("optional", int | None) is None  # type: ignore[arg-type]
-    raw = await session.execute(text("SELECT value IS NULL FROM config_entries"))
-    assert not raw.scalar_one(), "JSON null, not SQL NULL (the column is NOT NULL)"
-
-
-async def test_set_value_can_change_the_type_of_a_value(session: AsyncSession) -> None:
-    repo = ConfigRepository(session)
-    await repo.set_value("hosts", "web-1")
-
-    await repo.set_value("hosts", ["web-1", "web-2"])
-
-    assert (await fresh_entry(session, "hosts")).value == ["web-1", "web-2"]
 
 
 # ----- config: get_value -----------------------------------------------------------------------
 async def test_get_value_converts_to_the_requested_type(session: AsyncSession) -> None:
     repo = ConfigRepository(session)
-    await repo.set_value("count", 10)
-    await repo.set_value("name", "perfwatch")
-    await repo.set_value("hosts", ["a", "b"])
-    await repo.set_value("ratios", [1, 2.5])
-    await repo.set_value("limits", {"cpu": 90, "memory": 80})
-    await repo.set_value("enabled", True)
+    await repo.bulk_create(
+        [
+            {"key": "count", "value": 10},
+            {"key": "name", "value": "perfwatch"},
+            {"key": "hosts", "value": ["a", "b"]},
+            {"key": "ratios", "value": [1, 2.5]},
+            {"key": "limits", "value": {"cpu": 90, "memory": 80}},
+            {"key": "enabled", "value": True},
+        ]
+    )
     session.expunge_all()
 
     assert await repo.get_value("count", int) == 10
@@ -142,7 +56,7 @@ async def test_get_value_of_a_missing_key(session: AsyncSession) -> None:
 
 async def test_get_value_prefers_the_stored_value_to_the_default(session: AsyncSession) -> None:
     repo = ConfigRepository(session)
-    await repo.set_value("count", 0)
+    await repo.create(key="count", value=0)
 
     assert await repo.get_value("count", int, 99) == 0
 
@@ -164,7 +78,7 @@ async def test_get_value_of_the_wrong_type_is_a_validation_error(
     session: AsyncSession, stored: Any, as_type: Any
 ) -> None:
     repo = ConfigRepository(session)
-    await repo.set_value("setting", stored)
+    await repo.create(key="setting", value=stored)
 
     with pytest.raises(ValidationFailedError) as caught:
         await repo.get_value("setting", as_type)
@@ -176,9 +90,9 @@ async def test_get_value_of_the_wrong_type_is_a_validation_error(
 async def test_as_dict_returns_every_entry(session: AsyncSession) -> None:
     repo = ConfigRepository(session)
     assert await repo.as_dict() == {}
-    await repo.set_value("b.key", [1, 2])
-    await repo.set_value("a.key", {"x": "y"})
-    await repo.set_value("c.key", "text")
+    await repo.create(key="b.key", value=[1, 2])
+    await repo.create(key="a.key", value={"x": "y"})
+    await repo.create(key="c.key", value="text")
 
     result = await repo.as_dict()
 
@@ -199,9 +113,8 @@ async def test_as_dict_is_not_cut_at_a_page_size(session: AsyncSession) -> None:
 
 async def test_config_list_filters_on_who_changed_it(session: AsyncSession) -> None:
     repo = ConfigRepository(session)
-    await repo.set_value("one", 1, updated_by="cli")
-    await repo.set_value("two", 2, updated_by="api")
-    await repo.set_value("three", 3, updated_by="cli")
+    for key, value, who in (("one", 1, "cli"), ("two", 2, "api"), ("three", 3, "cli")):
+        await repo.create(key=key, value=value, updated_by=who)
 
     page = await repo.list(filters={"updated_by": "cli"})
 

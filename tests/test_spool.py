@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,37 +13,44 @@ from pathlib import Path
 
 import pytest
 
-from perfwatch.contract.metrics import SnapshotRow
-from perfwatch.sampler.spool import Spool
+from perfwatch.contract.metrics import EncodedSnapshot, SnapshotRow, encode_snapshot
+from perfwatch.sampler.spool import Spool, SpooledBatch
 from tests.services import REPO_ROOT
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
-def rows(start: int, count: int, metric_type: str = "cpu") -> list[SnapshotRow]:
+def rows(start: int, count: int, metric_type: str = "cpu") -> list[EncodedSnapshot]:
     return [
-        SnapshotRow(
-            "host-s",
-            T0 + timedelta(seconds=i),
-            metric_type,
-            {"schema_version": 1, "n": i},
+        encode_snapshot(
+            SnapshotRow(
+                "host-s",
+                T0 + timedelta(seconds=i),
+                metric_type,
+                {"schema_version": 1, "n": i},
+            )
         )
         for i in range(start, start + count)
     ]
+
+
+def numbers(batch: SpooledBatch) -> list[int]:
+    """The ``n`` of each spooled document, in the order the spool gave them."""
+    return [json.loads(document)["n"] for *_, document in batch.records]
 
 
 def test_rows_come_back_oldest_first_and_leave_only_when_acknowledged(
     tmp_path: Path,
 ) -> None:
     spool = Spool(tmp_path / "spool.db")
-    spool.append(rows(0, 5))
-    spool.append(rows(5, 5))
+    spool.append_encoded(rows(0, 5))
+    spool.append_encoded(rows(5, 5))
     assert len(spool) == 10
 
     first = spool.peek(4)
     assert first is not None
     assert [record[1] for record in first.records] == [T0 + timedelta(seconds=i) for i in range(4)]
-    assert first.rows()[3].metric_data == {"schema_version": 1, "n": 3}
+    assert json.loads(first.records[3][3]) == {"schema_version": 1, "n": 3}
     # Peeking again without acknowledging returns the same rows: nothing is lost on a failure.
     again = spool.peek(4)
     assert again is not None and again.records == first.records
@@ -51,7 +59,7 @@ def test_rows_come_back_oldest_first_and_leave_only_when_acknowledged(
     assert len(spool) == 6
     rest = spool.peek(100)
     assert rest is not None
-    assert [r.metric_data["n"] for r in rest.rows()] == list(range(4, 10))
+    assert numbers(rest) == list(range(4, 10))
     spool.acknowledge(rest)
     assert len(spool) == 0
     assert spool.peek(10) is None
@@ -63,8 +71,8 @@ def test_a_full_spool_drops_the_oldest_and_counts_them_across_restarts(
 ) -> None:
     path = tmp_path / "spool.db"
     spool = Spool(path, max_rows=10)
-    assert spool.append(rows(0, 8)) == 0
-    assert spool.append(rows(8, 5)) == 3
+    assert spool.append_encoded(rows(0, 8)) == 0
+    assert spool.append_encoded(rows(8, 5)) == 3
     assert len(spool) == 10
     assert spool.dropped == 3
     spool.close()
@@ -75,7 +83,7 @@ def test_a_full_spool_drops_the_oldest_and_counts_them_across_restarts(
     batch = reopened.peek(100)
     assert batch is not None
     # The newest ten survive: 3..12.
-    assert [r.metric_data["n"] for r in batch.rows()] == list(range(3, 13))
+    assert numbers(batch) == list(range(3, 13))
     reopened.close()
 
 
@@ -90,12 +98,13 @@ def test_appended_rows_survive_a_kill_9_of_the_writer(tmp_path: Path) -> None:
         f"""
         import os, signal, sys
         from datetime import UTC, datetime, timedelta
-        from perfwatch.contract.metrics import SnapshotRow
+        from perfwatch.contract.metrics import SnapshotRow, encode_snapshot
         from perfwatch.sampler.spool import Spool
         spool = Spool({str(path)!r})
         t0 = datetime(2026, 11, 1, tzinfo=UTC)
         for i in range(50):
-            spool.append([SnapshotRow("h", t0 + timedelta(seconds=i), "memory", {{"n": i}})])
+            row = SnapshotRow("h", t0 + timedelta(seconds=i), "memory", {{"n": i}})
+            spool.append_encoded([encode_snapshot(row)])
         print("appended", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
         """
@@ -115,7 +124,7 @@ def test_appended_rows_survive_a_kill_9_of_the_writer(tmp_path: Path) -> None:
     assert len(spool) == 50
     batch = spool.peek(100)
     assert batch is not None
-    assert [r.metric_data["n"] for r in batch.rows()] == list(range(50))
+    assert numbers(batch) == list(range(50))
     spool.close()
 
 

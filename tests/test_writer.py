@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from perfwatch.contract.metrics import SnapshotRow
+from perfwatch.contract.metrics import EncodedSnapshot, SnapshotRow, encode_snapshot
 from perfwatch.db.engine import build_engine
 from perfwatch.db.session import make_sessionmaker
 from perfwatch.metrics.repository import SnapshotRepository
@@ -31,6 +31,13 @@ def rows(
         SnapshotRow(host, T0 + timedelta(seconds=i), metric_type, {"schema_version": 1, "n": i})
         for i in range(start, start + count)
     ]
+
+
+def encoded(
+    start: int, count: int, metric_type: str = "cpu", host: str = "host-w"
+) -> list[EncodedSnapshot]:
+    """``rows`` as the sampler hands them to the writer and the spool: encoded once."""
+    return [encode_snapshot(row) for row in rows(start, count, metric_type, host)]
 
 
 @dataclass
@@ -88,11 +95,11 @@ async def test_a_full_batch_is_written_in_one_statement(database: Database, tmp_
     )
     stop = asyncio.Event()
     task = asyncio.create_task(writer.run(stop))
-    await writer.add(rows(0, 299))
+    await writer.add_encoded(encoded(0, 299))
     await asyncio.sleep(0.3)
     assert database.stored() == []  # neither full nor due yet
 
-    await writer.add(rows(299, 1))  # the batch is full: flushed at once, not after 60 s
+    await writer.add_encoded(encoded(299, 1))  # the batch is full: flushed at once, not after 60 s
     for _ in range(100):
         if writer.stats.written:
             break
@@ -115,7 +122,7 @@ async def test_a_partial_batch_is_written_after_max_seconds(
     )
     stop = asyncio.Event()
     task = asyncio.create_task(writer.run(stop))
-    await writer.add(rows(0, 3, "memory"))
+    await writer.add_encoded(encoded(0, 3, "memory"))
     for _ in range(100):
         if writer.stats.written == 3:
             break
@@ -128,9 +135,9 @@ async def test_a_partial_batch_is_written_after_max_seconds(
 
 async def test_a_retried_batch_does_not_duplicate(database: Database, tmp_path: Path) -> None:
     writer = SnapshotWriter(database.sessionmaker, Spool(tmp_path / "spool.db"))
-    await writer.add(rows(0, 10))
+    await writer.add_encoded(encoded(0, 10))
     await writer.flush()
-    await writer.add(rows(5, 10))  # 5..9 again (a retry), 10..14 new
+    await writer.add_encoded(encoded(5, 10))  # 5..9 again (a retry), 10..14 new
     await writer.flush()
     assert [n for _, n in database.stored()] == list(range(15))
     assert writer.stats.written == 15
@@ -143,26 +150,26 @@ async def test_while_the_database_is_away_rows_are_spooled_then_replayed_exactly
 ) -> None:
     spool = Spool(tmp_path / "spool.db")
     writer = SnapshotWriter(unreachable, spool)
-    await writer.add(rows(0, 20))
+    await writer.add_encoded(encoded(0, 20))
     await writer.flush()
     assert not writer.stats.database_available
     assert len(spool) == 20
     # During the outage each new snapshot goes to disk at once (a kill -9 loses nothing).
-    await writer.add(rows(20, 5))
+    await writer.add_encoded(encoded(20, 5))
     assert len(spool) == 25
     await writer.flush()  # still away: still spooled, in order
     assert len(spool) == 25
 
     writer.sessionmaker = database.sessionmaker  # the database is back
-    await writer.add(rows(25, 5))
+    await writer.add_encoded(encoded(25, 5))
     await writer.flush()
     assert writer.stats.database_available
     assert len(spool) == 0
     assert [n for _, n in database.stored()] == list(range(30))
     assert writer.stats.replayed + writer.stats.written == 30
 
-    await writer.add(rows(30, 2))  # back to in-memory batching
-    assert len(spool) == 0 and writer.pending == 2
+    await writer.add_encoded(encoded(30, 2))  # back to in-memory batching
+    assert len(spool) == 0  # batched in memory, no longer spooled
     await writer.close()
     assert [n for _, n in database.stored()] == list(range(32))
 
@@ -171,7 +178,7 @@ async def test_a_replay_after_a_crash_between_commit_and_acknowledge_does_not_du
     database: Database, tmp_path: Path
 ) -> None:
     spool = Spool(tmp_path / "spool.db")
-    spool.append(rows(0, 40))
+    spool.append_encoded(encoded(0, 40))
     # The crash: the database committed the first 25 spooled rows, the spool never heard.
     async with database.sessionmaker() as session, session.begin():
         await SnapshotRepository(session).bulk_insert_ignore_conflicts(rows(0, 25))
@@ -190,11 +197,11 @@ async def test_a_spool_left_by_an_earlier_run_is_replayed_before_new_rows(
 ) -> None:
     path = tmp_path / "spool.db"
     earlier = Spool(path)
-    earlier.append(rows(0, 12, "disk"))
+    earlier.append_encoded(encoded(0, 12, "disk"))
     earlier.close()
 
     writer = SnapshotWriter(database.sessionmaker, Spool(path))
-    await writer.add(rows(12, 3, "disk"))  # queued behind the spooled rows
+    await writer.add_encoded(encoded(12, 3, "disk"))  # queued behind the spooled rows
     await writer.flush()
     assert database.stored() == [("disk", n) for n in range(15)]
     await writer.close()
@@ -205,7 +212,7 @@ async def test_closing_while_the_database_is_away_keeps_the_batch_on_disk(
 ) -> None:
     path = tmp_path / "spool.db"
     writer = SnapshotWriter(unreachable, Spool(path))
-    await writer.add(rows(0, 7))
+    await writer.add_encoded(encoded(0, 7))
     await writer.close()  # graceful stop: the flush fails, the rows are spooled
     reopened = Spool(path)
     assert len(reopened) == 7
@@ -219,7 +226,7 @@ async def test_a_row_the_database_rejects_does_not_block_the_others(
     bad = SnapshotRow("host-w", T0 + timedelta(seconds=3), "cpu", {"n": 3, "name": "nul\u0000"})
     batch = [*rows(0, 3), bad, *rows(4, 3)]
     writer = SnapshotWriter(database.sessionmaker, Spool(tmp_path / "spool.db"))
-    await writer.add(batch)
+    await writer.add_encoded([encode_snapshot(row) for row in batch])
     await writer.flush()
     assert [n for _, n in database.stored()] == [0, 1, 2, 4, 5, 6]
     assert writer.stats.rejected == 1
@@ -231,7 +238,7 @@ async def test_a_large_replay_into_an_empty_range_is_copied(
     database: Database, tmp_path: Path
 ) -> None:
     spool = Spool(tmp_path / "spool.db")
-    spool.append(rows(0, 1000, "cpu") + rows(0, 1000, "memory"))
+    spool.append_encoded(encoded(0, 1000, "cpu") + encoded(0, 1000, "memory"))
     writer = SnapshotWriter(database.sessionmaker, spool, replay_chunk_rows=1000)
     await writer.flush()
     stored = database.stored()
@@ -247,7 +254,7 @@ async def test_a_large_replay_over_rows_already_stored_falls_back_and_does_not_d
     database: Database, tmp_path: Path
 ) -> None:
     spool = Spool(tmp_path / "spool.db")
-    spool.append(rows(0, 1500))
+    spool.append_encoded(encoded(0, 1500))
     # A crash after the database committed part of the spool: those rows are stored already.
     async with database.sessionmaker() as session, session.begin():
         await SnapshotRepository(session).bulk_insert_ignore_conflicts(rows(700, 100))
@@ -266,8 +273,8 @@ async def test_a_copy_that_hits_the_unique_key_is_retried_as_an_insert(
     spool = Spool(tmp_path / "spool.db")
     # The same snapshot twice inside one chunk: the range check sees nothing stored, COPY fails
     # on the unique key, and the chunk is written by the conflict-ignoring insert instead.
-    spool.append(rows(0, 600))
-    spool.append(rows(599, 1))
+    spool.append_encoded(encoded(0, 600))
+    spool.append_encoded(encoded(599, 1))
     writer = SnapshotWriter(database.sessionmaker, spool, replay_chunk_rows=1000)
     await writer.flush()
     assert [n for _, n in database.stored()] == list(range(600))
@@ -282,9 +289,9 @@ async def test_a_graceful_stop_replays_the_spool_if_the_database_is_back(
 ) -> None:
     path = tmp_path / "spool.db"
     writer = SnapshotWriter(unreachable, Spool(path))
-    await writer.add(rows(0, 9))
+    await writer.add_encoded(encoded(0, 9))
     await writer.flush()  # away: spooled, and new rows now go straight to the spool
-    await writer.add(rows(9, 3))
+    await writer.add_encoded(encoded(9, 3))
     assert len(writer.spool) == 12
 
     writer.sessionmaker = database.sessionmaker  # back just before the stop

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from perfwatch.config import Settings, SettingsError, get_settings
 from perfwatch.db.engine import build_engine
+from perfwatch.db.migrations import render_frozen_type
 from perfwatch.db.partitions import is_snapshot_partition
 from perfwatch.models import Base
 
@@ -39,6 +40,7 @@ def _configure(connection: Connection) -> None:
         compare_type=True,
         compare_server_default=False,
         include_name=include_name,
+        render_item=render_frozen_type,
         render_as_batch=connection.dialect.name == "sqlite",
         transaction_per_migration=False,
     )
@@ -88,6 +90,7 @@ def run_migrations_offline() -> None:
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
         include_name=include_name,
+        render_item=render_frozen_type,
         render_as_batch=url.startswith("sqlite"),
     )
     with context.begin_transaction():

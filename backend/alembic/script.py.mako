@@ -10,7 +10,10 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 ${imports if imports else ""}
-import perfwatch.db.types
+
+# A revision never imports perfwatch: copy here the SQL text, names and column types it needs
+# (autogenerate writes perfwatch.db.types as plain sa types, db/migrations.py), so that changing
+# the application can never change what this revision creates.
 
 revision: str = ${repr(up_revision)}
 down_revision: str | None = ${repr(down_revision)}

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from perfwatch import __version__
 from perfwatch.api.errors import install_error_handlers
 from perfwatch.api.middleware import install_middleware, security_headers
+from perfwatch.api.request_counts import RequestCountMiddleware, RequestCounts
 from perfwatch.auth.authenticator import authenticate_token
 from perfwatch.auth.router import router as auth_router
 from perfwatch.cache import build_cache
@@ -23,7 +24,6 @@ from perfwatch.config import Settings, get_settings
 from perfwatch.config_store.router import router as config_router
 from perfwatch.db.session import Database
 from perfwatch.health.router import router as health_router
-from perfwatch.metrics.exposition import RequestCountMiddleware, RequestCounts
 from perfwatch.metrics.maintenance import run_maintenance
 from perfwatch.metrics.router import prometheus_router
 from perfwatch.metrics.router import router as metrics_router

@@ -9,14 +9,75 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-
-import perfwatch.db.types
-from perfwatch.db.partitions import DEFAULT_PARTITION, ENSURE_PARTITIONS_FUNCTION
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+
+# Frozen here, not imported from perfwatch: a revision must create the same schema whatever the
+# application code becomes. Copied from perfwatch.db.types (the DDL of UTCDateTime is
+# sa.DateTime(timezone=True); JSONDocument and BigIntegerKey below) and perfwatch.db.partitions
+# as they were when this revision was written.
+JSON_DOCUMENT = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+BIG_INTEGER_KEY = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+DEFAULT_PARTITION = "metric_snapshots_default"
+ENSURE_PARTITIONS_FUNCTION = """
+CREATE OR REPLACE FUNCTION perfwatch_ensure_snapshot_partitions(first_day date, last_day date)
+RETURNS integer
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    day date;
+    partition_name text;
+    lower_bound timestamptz;
+    upper_bound timestamptz;
+    created integer := 0;
+    stranded boolean;
+BEGIN
+    IF last_day < first_day THEN
+        RAISE EXCEPTION 'last_day % is before first_day %', last_day, first_day;
+    END IF;
+    -- Serialise concurrent callers (several replicas at start-up).
+    PERFORM pg_advisory_xact_lock(hashtext('perfwatch_ensure_snapshot_partitions'));
+    day := first_day;
+    WHILE day <= last_day LOOP
+        partition_name := 'metric_snapshots_p' || to_char(day, 'YYYYMMDD');
+        IF to_regclass(partition_name) IS NULL THEN
+            lower_bound := day::timestamp AT TIME ZONE 'UTC';
+            upper_bound := (day + 1)::timestamp AT TIME ZONE 'UTC';
+            SELECT EXISTS (
+                SELECT 1 FROM metric_snapshots_default
+                WHERE captured_at >= lower_bound AND captured_at < upper_bound
+            ) INTO stranded;
+            IF stranded THEN
+                -- Rows for this day sit in DEFAULT: move them into a new table, then attach it.
+                EXECUTE format(
+                    'CREATE TABLE %I (LIKE metric_snapshots '
+                    'INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
+                    partition_name);
+                EXECUTE format(
+                    'WITH moved AS (DELETE FROM metric_snapshots_default WHERE captured_at >= $1 '
+                    'AND captured_at < $2 RETURNING *) INSERT INTO %I SELECT * FROM moved',
+                    partition_name) USING lower_bound, upper_bound;
+                EXECUTE format(
+                    'ALTER TABLE metric_snapshots ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
+                    partition_name, lower_bound, upper_bound);
+            ELSE
+                EXECUTE format(
+                    'CREATE TABLE %I PARTITION OF metric_snapshots FOR VALUES FROM (%L) TO (%L)',
+                    partition_name, lower_bound, upper_bound);
+            END IF;
+            created := created + 1;
+        END IF;
+        day := day + 1;
+    END LOOP;
+    RETURN created;
+END;
+$$;
+"""
 
 
 def _is_postgres() -> bool:
@@ -45,21 +106,21 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("is_active", sa.Boolean(), server_default=sa.true(), nullable=False),
-        sa.Column("last_login_at", perfwatch.db.types.UTCDateTime(), nullable=True),
+        sa.Column("last_login_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column(
             "created_at",
-            perfwatch.db.types.UTCDateTime(),
+            sa.DateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
         sa.Column(
             "updated_at",
-            perfwatch.db.types.UTCDateTime(),
+            sa.DateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
-        sa.Column("deleted_at", perfwatch.db.types.UTCDateTime(), nullable=True),
+        sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("username", name=op.f("uq_users_username")),
         sa.UniqueConstraint("email", name=op.f("uq_users_email")),
@@ -70,11 +131,11 @@ def upgrade() -> None:
     op.create_table(
         "config_entries",
         sa.Column("key", sa.String(length=128), nullable=False),
-        sa.Column("value", perfwatch.db.types.JSONDocument, nullable=False),
+        sa.Column("value", JSON_DOCUMENT, nullable=False),
         sa.Column("description", sa.Text(), nullable=True),
         sa.Column(
             "updated_at",
-            perfwatch.db.types.UTCDateTime(),
+            sa.DateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
@@ -102,17 +163,17 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("enabled", sa.Boolean(), server_default=sa.true(), nullable=False),
-        sa.Column("last_run_at", perfwatch.db.types.UTCDateTime(), nullable=True),
+        sa.Column("last_run_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column(
             "created_at",
-            perfwatch.db.types.UTCDateTime(),
+            sa.DateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
         sa.Column(
             "updated_at",
-            perfwatch.db.types.UTCDateTime(),
+            sa.DateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
@@ -134,11 +195,11 @@ def upgrade() -> None:
     postgres = _is_postgres()
     op.create_table(
         "metric_snapshots",
-        sa.Column("id", perfwatch.db.types.BigIntegerKey, sa.Identity(), nullable=False),
+        sa.Column("id", BIG_INTEGER_KEY, sa.Identity(), nullable=False),
         sa.Column("host", sa.String(length=255), nullable=False),
-        sa.Column("captured_at", perfwatch.db.types.UTCDateTime(), nullable=False),
+        sa.Column("captured_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("metric_type", sa.String(length=64), nullable=False),
-        sa.Column("metric_data", perfwatch.db.types.JSONDocument, nullable=False),
+        sa.Column("metric_data", JSON_DOCUMENT, nullable=False),
         # A partitioned table's primary key must contain the partition column.
         sa.PrimaryKeyConstraint(
             *(("id", "captured_at") if postgres else ("id",)), name=op.f("pk_metric_snapshots")

@@ -10,12 +10,14 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import perfwatch.db.types
-
 revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+
+# Columns use plain SQLAlchemy types with the DDL of perfwatch.db.types at the time (UTCDateTime
+# is sa.DateTime(timezone=True)): a revision never imports application code.
 
 
 def upgrade() -> None:
@@ -26,7 +28,7 @@ def upgrade() -> None:
         sa.Column("host", sa.String(length=255), nullable=False),
         sa.Column("metric_type", sa.String(length=64), nullable=False),
         sa.Column("field", sa.String(length=200), nullable=False),
-        sa.Column("minute", perfwatch.db.types.UTCDateTime(), nullable=False),
+        sa.Column("minute", sa.DateTime(timezone=True), nullable=False),
         sa.Column("snapshot_count", sa.Integer(), nullable=False),
         sa.Column("value_count", sa.Integer(), nullable=False),
         sa.Column("value_sum", sa.Double(), nullable=True),

@@ -45,19 +45,6 @@ class ConfigRepository(Repository[ConfigEntry]):
                 f"not a valid {getattr(as_type, '__name__', as_type)}"
             ) from exc
 
-    async def set_value(
-        self, key: str, value: Any, *, updated_by: str | None = None, description: str | None = None
-    ) -> ConfigEntry:
-        entry = await self.get(key)
-        if entry is None:
-            return await self.create(
-                key=key, value=value, updated_by=updated_by, description=description
-            )
-        changes: dict[str, Any] = {"value": value, "updated_by": updated_by}
-        if description is not None:
-            changes["description"] = description
-        return await self.update(entry, **changes)
-
     async def all(self) -> builtins.list[ConfigEntry]:
         """Every entry by key: a page (at most MAX_PAGE_SIZE rows) would silently drop the rest."""
         entries = await self.session.execute(select(ConfigEntry).order_by(ConfigEntry.key))

@@ -1,15 +1,19 @@
-"""Run Alembic programmatically (CLI, ``perfwatch serve``, tests)."""
+"""Run Alembic programmatically (CLI, ``perfwatch serve``, tests), and how autogenerate writes
+column types into a new revision."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Literal
 
 from alembic import command
+from alembic.autogenerate.api import AutogenContext
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.types import TypeDecorator
 
 from perfwatch.config import Settings, get_settings
 
@@ -73,3 +77,20 @@ async def schema_problem(engine: AsyncEngine) -> str | None:
             f"{needed}): run the PerfWatch version that migrated it, or a newer one"
         )
     return f"the database is at revision {at}, not {needed}: run `perfwatch db upgrade` first"
+
+
+def render_frozen_type(
+    type_: str, obj: Any, autogen_context: AutogenContext
+) -> str | Literal[False]:
+    """Autogenerate's ``render_item``: an application column type (``perfwatch.db.types``) is
+    written as the plain SQLAlchemy type of its DDL (``sa.DateTime(timezone=True)`` for
+    ``UTCDateTime``).
+
+    A revision must never import perfwatch: it would change what an old revision creates
+    whenever the application's types change. Everything else renders as Alembic does.
+    """
+    if type_ == "type" and isinstance(obj, TypeDecorator):
+        impl = obj.impl_instance
+        if type(impl).__module__.startswith("sqlalchemy.sql."):
+            return f"sa.{impl!r}"
+    return False

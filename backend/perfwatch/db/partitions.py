@@ -1,10 +1,11 @@
 """Daily range partitions of ``metric_snapshots`` on PostgreSQL.
 
-The initial migration creates the partitioned table, a DEFAULT partition (so a row whose day
-has no partition yet is stored rather than rejected) and the SQL function
-``perfwatch_ensure_snapshot_partitions(first_day, last_day)``. The application calls it at
-start-up and then hourly through ``ensure_snapshot_partitions``; the function moves any rows that
-landed in the DEFAULT partition into the day's new partition.
+The initial migration (revision 0001, which holds its SQL) creates the partitioned table, a
+DEFAULT partition (so a row whose day has no partition yet is stored rather than rejected) and
+the SQL function ``perfwatch_ensure_snapshot_partitions(first_day, last_day)``. The application
+calls it at start-up and then hourly through ``ensure_snapshot_partitions``; the function moves
+any rows that landed in the DEFAULT partition into the day's new partition. The names below are
+the ones that function gives its partitions.
 The hourly loop that calls it is the metrics domain's (``metrics/maintenance.py``).
 """
 
@@ -25,61 +26,6 @@ _PARTITION_NAME = re.compile(rf"^{PARTITION_PREFIX}\d{{8}}$")
 
 DEFAULT_DAYS_BEHIND = 1
 DEFAULT_DAYS_AHEAD = 7
-
-ENSURE_PARTITIONS_FUNCTION = f"""
-CREATE OR REPLACE FUNCTION perfwatch_ensure_snapshot_partitions(first_day date, last_day date)
-RETURNS integer
-LANGUAGE plpgsql
-AS $$
-DECLARE
-    day date;
-    partition_name text;
-    lower_bound timestamptz;
-    upper_bound timestamptz;
-    created integer := 0;
-    stranded boolean;
-BEGIN
-    IF last_day < first_day THEN
-        RAISE EXCEPTION 'last_day % is before first_day %', last_day, first_day;
-    END IF;
-    -- Serialise concurrent callers (several replicas at start-up).
-    PERFORM pg_advisory_xact_lock(hashtext('perfwatch_ensure_snapshot_partitions'));
-    day := first_day;
-    WHILE day <= last_day LOOP
-        partition_name := '{PARTITION_PREFIX}' || to_char(day, 'YYYYMMDD');
-        IF to_regclass(partition_name) IS NULL THEN
-            lower_bound := day::timestamp AT TIME ZONE 'UTC';
-            upper_bound := (day + 1)::timestamp AT TIME ZONE 'UTC';
-            SELECT EXISTS (
-                SELECT 1 FROM {DEFAULT_PARTITION}
-                WHERE captured_at >= lower_bound AND captured_at < upper_bound
-            ) INTO stranded;
-            IF stranded THEN
-                -- Rows for this day sit in DEFAULT: move them into a new table, then attach it.
-                EXECUTE format(
-                    'CREATE TABLE %I (LIKE metric_snapshots '
-                    'INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
-                    partition_name);
-                EXECUTE format(
-                    'WITH moved AS (DELETE FROM {DEFAULT_PARTITION} WHERE captured_at >= $1 '
-                    'AND captured_at < $2 RETURNING *) INSERT INTO %I SELECT * FROM moved',
-                    partition_name) USING lower_bound, upper_bound;
-                EXECUTE format(
-                    'ALTER TABLE metric_snapshots ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
-                    partition_name, lower_bound, upper_bound);
-            ELSE
-                EXECUTE format(
-                    'CREATE TABLE %I PARTITION OF metric_snapshots FOR VALUES FROM (%L) TO (%L)',
-                    partition_name, lower_bound, upper_bound);
-            END IF;
-            created := created + 1;
-        END IF;
-        day := day + 1;
-    END LOOP;
-    RETURN created;
-END;
-$$;
-"""
 
 
 def _dialect_name(connection: AsyncConnection | AsyncSession) -> str:

@@ -2,7 +2,7 @@
 
 Two parts: headline gauges of every host from its latest snapshots (cache first, database
 fallback), and the process's own health: HTTP requests by method/route template/status (counted
-by :class:`RequestCountMiddleware`), latest-value cache lookups, the database pool (PostgreSQL)
+by ``api/request_counts.py``), latest-value cache lookups, the database pool (PostgreSQL)
 and the sampler's counters when this process samples.
 """
 
@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from perfwatch.cache import Cache
 from perfwatch.db.pool import PoolWaitStats
@@ -26,71 +23,11 @@ from perfwatch.metrics.service import LATEST_LOOKUP_STATS, LatestLookupStats, Me
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 HEADLINE_TYPES = ("cpu", "memory", "network", "disk")
 MAX_HOSTS = 200  # a scrape must stay cheap; hosts beyond this are left out (by name order)
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_]")
 
 Labels = Mapping[str, str]
-
-
-# ----- request counter ----------------------------------------------------------------------------
-
-
-@dataclass
-class RequestCounts:
-    """HTTP responses by (method, route template, status); unmatched paths share one label so
-    scanners cannot blow up the number of series."""
-
-    counts: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-
-    def add(self, method: str, route: str, status: int) -> None:
-        method = method if method in _METHODS else "OTHER"
-        self.counts[(method, route, str(status))] += 1
-
-
-class RequestCountMiddleware:
-    """Pure ASGI: counts every HTTP response once routing has named its route template."""
-
-    def __init__(self, app: ASGIApp, counts: RequestCounts) -> None:
-        self.app = app
-        self.counts = counts
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-
-        async def recording_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, recording_send)
-        finally:
-            self.counts.add(scope["method"], route_template(scope), status)
-
-
-def route_template(scope: Scope) -> str:
-    """The matched route's full path template (``/api/v1/users/{user_id}``), ``<unmatched>``
-    when no route matched. The route of an included router may know only its own part of the
-    path, so the prefix is taken from the concrete path."""
-    route = scope.get("route")
-    template = getattr(route, "path_format", None) or getattr(route, "path", None)
-    if not isinstance(template, str) or not template:
-        return "<unmatched>"
-    path = str(scope.get("path", ""))
-    try:
-        concrete = template.format(**scope.get("path_params", {}))
-    except (KeyError, IndexError, ValueError):
-        return template
-    if concrete and path.endswith(concrete):
-        return path[: len(path) - len(concrete)] + template
-    return template
-
-
-# ----- exposition ---------------------------------------------------------------------------------
+# HTTP responses by (method, route template, status).
+RequestCountsByKey = Mapping[tuple[str, str, str], int]
 
 
 def escape_label(value: str) -> str:
@@ -224,7 +161,7 @@ async def scrape(
     session: AsyncSession,
     cache: Cache | None,
     *,
-    requests: RequestCounts | None = None,
+    requests: RequestCountsByKey | None = None,
     engine: AsyncEngine | None = None,
     sampler_status: Mapping[str, Any] | None = None,
     lookup_stats: LatestLookupStats = LATEST_LOOKUP_STATS,
@@ -257,13 +194,13 @@ async def scrape(
 
 def add_process_health(
     out: Exposition,
-    requests: RequestCounts | None,
+    requests: RequestCountsByKey | None,
     engine: AsyncEngine | None,
     sampler_status: Mapping[str, Any] | None,
     lookup_stats: LatestLookupStats,
 ) -> None:
     if requests is not None:
-        for (method, route, status), count in sorted(requests.counts.items()):
+        for (method, route, status), count in sorted(requests.items()):
             out.add(
                 "perfwatch_http_requests_total",
                 "counter",

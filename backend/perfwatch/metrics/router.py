@@ -379,10 +379,11 @@ async def prometheus_metrics(
 ) -> Response:
     state = request.app.state
     sampler = getattr(state, "sampler", None)
+    requests = getattr(state, "request_counts", None)
     body = await scrape(
         session,
         cache,
-        requests=getattr(state, "request_counts", None),
+        requests=requests.counts if requests is not None else None,
         engine=engine,
         sampler_status=sampler.status() if sampler is not None else None,
     )

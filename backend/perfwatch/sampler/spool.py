@@ -12,7 +12,6 @@ file itself (they survive restarts) and logged.
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
@@ -21,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from perfwatch.contract.metrics import EncodedSnapshot, SnapshotRow, encode_snapshot
+from perfwatch.contract.metrics import EncodedSnapshot
 from perfwatch.errors import PerfWatchError
 
 logger = logging.getLogger("perfwatch.sampler.spool")
@@ -51,11 +50,6 @@ class SpooledBatch:
 
     records: list[EncodedSnapshot]
     last_seq: int
-
-    def rows(self) -> list[SnapshotRow]:
-        return [
-            SnapshotRow(host, at, kind, json.loads(doc)) for host, at, kind, doc in self.records
-        ]
 
 
 class Spool:
@@ -102,12 +96,9 @@ class Spool:
         """Rows dropped because the spool was full, over the file's whole life."""
         return self._dropped
 
-    def append(self, rows: Sequence[SnapshotRow]) -> int:
-        """Store ``rows`` after what is already spooled; returns how many old rows were dropped."""
-        return self.append_encoded([encode_snapshot(row) for row in rows])
-
     def append_encoded(self, encoded: Sequence[EncodedSnapshot]) -> int:
-        """:meth:`append` for snapshots already encoded."""
+        """Store snapshots (encoded once by the sampler) after what is already spooled; returns
+        how many old rows were dropped to stay within ``max_rows``."""
         if not encoded:
             return 0
         records = [

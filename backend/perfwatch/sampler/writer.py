@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from perfwatch.contract.metrics import EncodedSnapshot, SnapshotRow, encode_snapshot
+from perfwatch.contract.metrics import EncodedSnapshot
 from perfwatch.metrics.repository import SnapshotRepository
 from perfwatch.metrics.rollups import RollupRepository
 from perfwatch.sampler.spool import Spool
@@ -99,14 +99,6 @@ class SnapshotWriter:
         self._flush_lock = asyncio.Lock()
         # Rows left over from an earlier run are replayed first; new rows queue behind them.
         self._spooling = len(spool) > 0
-
-    @property
-    def pending(self) -> int:
-        """Rows not yet in the database: in memory and in the spool."""
-        return len(self._batch) + len(self.spool)
-
-    async def add(self, rows: Sequence[SnapshotRow]) -> None:
-        await self.add_encoded([encode_snapshot(row) for row in rows])
 
     async def add_encoded(self, records: Sequence[EncodedSnapshot]) -> None:
         """Queue snapshots already encoded (the sampler encodes each document once)."""

@@ -1,6 +1,7 @@
 """The collectors, one module per metric type; ``build_collectors`` makes one of each.
 
-Importing the package imports every collector module (so they register) but does no I/O.
+Importing the package does no I/O: host paths are read and psutil configured only when the
+collectors are built.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from perfwatch.sampler.collectors import (
     sensors,
     system,
 )
-from perfwatch.sampler.collectors.base import REGISTRY, SCHEMA_VERSION, Collector, register
-from perfwatch.sampler.host import HostPaths, configure_psutil
+from perfwatch.sampler.collectors.base import SCHEMA_VERSION, Collector
+from perfwatch.sampler.host.paths import HostPaths, configure_psutil
 
-__all__ = ["REGISTRY", "SCHEMA_VERSION", "Collector", "build_collectors", "register"]
+__all__ = ["SCHEMA_VERSION", "Collector", "build_collectors"]
 
 
 def build_collectors(

@@ -1,4 +1,4 @@
-"""The collector contract. One module per metric type; ``REGISTRY`` maps type → class."""
+"""The collector contract. One module per metric type; ``build_collectors`` makes one of each."""
 
 from __future__ import annotations
 
@@ -34,11 +34,3 @@ class Collector(ABC):
     @abstractmethod
     def collect(self) -> dict[str, Any]:
         """The document for this instant; always carries ``schema_version``."""
-
-
-REGISTRY: dict[str, type[Collector]] = {}
-
-
-def register(collector: type[Collector]) -> type[Collector]:
-    REGISTRY[collector.metric_type] = collector
-    return collector

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import psutil
 
 from perfwatch.sampler.collectors._common import Clock, num, percent, rate
-from perfwatch.sampler.collectors.base import SCHEMA_VERSION, Collector, register
+from perfwatch.sampler.collectors.base import SCHEMA_VERSION, Collector
 from perfwatch.sampler.rates import MAX_COUNT_RATE, RateTracker
 
 FREQUENCY_REFRESH_SECONDS = 30.0
@@ -62,7 +62,6 @@ def times_percent(previous: Any, current: Any) -> dict[str, float | None]:
     }
 
 
-@register
 class CpuCollector(Collector):
     metric_type: ClassVar[str] = "cpu"
     interval_key: ClassVar[str] = "sampler.interval.cpu"

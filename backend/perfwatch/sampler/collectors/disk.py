@@ -26,12 +26,9 @@ from perfwatch.sampler.collectors._common import (
     rate,
     utc_now,
 )
-from perfwatch.sampler.collectors.base import SCHEMA_VERSION, Collector, register
-from perfwatch.sampler.host import (
-    HostPaths,
-    is_pseudo_fstype,
-    read_host_filesystems,
-)
+from perfwatch.sampler.collectors.base import SCHEMA_VERSION, Collector
+from perfwatch.sampler.host.mounts import is_pseudo_fstype, read_host_filesystems
+from perfwatch.sampler.host.paths import HostPaths
 from perfwatch.sampler.rates import MAX_BYTES_RATE, MAX_COUNT_RATE, RateTracker
 
 USAGE_INTERVAL_KEY = "sampler.interval.disk_usage"
@@ -46,7 +43,6 @@ IO_RATES = (
 )
 
 
-@register
 class DiskCollector(Collector):
     metric_type: ClassVar[str] = "disk"
     interval_key: ClassVar[str] = "sampler.interval.disk_io"

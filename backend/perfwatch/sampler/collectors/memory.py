@@ -8,13 +8,12 @@ from typing import Any, ClassVar
 import psutil
 
 from perfwatch.sampler.collectors._common import Clock, non_negative_int, percent, rate
-from perfwatch.sampler.collectors.base import SCHEMA_VERSION, Collector, register
+from perfwatch.sampler.collectors.base import SCHEMA_VERSION, Collector
 from perfwatch.sampler.rates import MAX_BYTES_RATE, RateTracker
 
 VIRTUAL_FIELDS = ("total", "available", "used", "free", "buffers", "cached", "shared")
 
 
-@register
 class MemoryCollector(Collector):
     metric_type: ClassVar[str] = "memory"
     interval_key: ClassVar[str] = "sampler.interval.memory"

@@ -30,14 +30,10 @@ from perfwatch.sampler.collectors._common import (
     rate,
     utc_now,
 )
-from perfwatch.sampler.collectors.base import SCHEMA_VERSION, Collector, register
-from perfwatch.sampler.host import (
-    HostPaths,
-    read_connection_counts,
-    read_interface_up,
-    read_net_dev,
-    read_socket_summary,
-)
+from perfwatch.sampler.collectors.base import SCHEMA_VERSION, Collector
+from perfwatch.sampler.host.net import read_interface_up, read_net_dev
+from perfwatch.sampler.host.paths import HostPaths
+from perfwatch.sampler.host.sockets import read_connection_counts, read_socket_summary
 from perfwatch.sampler.rates import MAX_BYTES_RATE, MAX_COUNT_RATE, RateTracker
 
 CONNECTIONS_INTERVAL_KEY = "sampler.interval.connections"
@@ -57,7 +53,6 @@ INTERFACE_RATES = (
 )
 
 
-@register
 class NetworkCollector(Collector):
     metric_type: ClassVar[str] = "network"
     interval_key: ClassVar[str] = "sampler.interval.network"

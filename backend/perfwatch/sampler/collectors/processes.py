@@ -21,8 +21,10 @@ import psutil
 
 from perfwatch.contract import runtime_config
 from perfwatch.sampler.collectors._common import Clock, clean_text, percent
-from perfwatch.sampler.collectors.base import SCHEMA_VERSION, Collector, register
-from perfwatch.sampler.host import HostPaths, read_passwd, read_text
+from perfwatch.sampler.collectors.base import SCHEMA_VERSION, Collector
+from perfwatch.sampler.host.etc import read_passwd
+from perfwatch.sampler.host.files import read_text
+from perfwatch.sampler.host.paths import HostPaths
 
 TOP_N_KEY = "sampler.processes.top_n"
 DEFAULT_TOP_N = int(runtime_config.default(TOP_N_KEY))
@@ -56,7 +58,6 @@ class _Row:
     rss: int
 
 
-@register
 class ProcessesCollector(Collector):
     metric_type: ClassVar[str] = "processes"
     interval_key: ClassVar[str] = "sampler.interval.processes"

@@ -14,12 +14,11 @@ from typing import Any, ClassVar
 import psutil
 
 from perfwatch.sampler.collectors._common import Clock, num, percent
-from perfwatch.sampler.collectors.base import SCHEMA_VERSION, Collector, register
+from perfwatch.sampler.collectors.base import SCHEMA_VERSION, Collector
 
 ABSENT_RECHECK_SECONDS = 300.0
 
 
-@register
 class SensorsCollector(Collector):
     metric_type: ClassVar[str] = "sensors"
     interval_key: ClassVar[str] = "sampler.interval.sensors"

@@ -12,8 +12,10 @@ import psutil
 
 from perfwatch import __version__
 from perfwatch.sampler.collectors._common import iso_from_timestamp, non_negative_int
-from perfwatch.sampler.collectors.base import SCHEMA_VERSION, Collector, register
-from perfwatch.sampler.host import HostPaths, read_os_release, read_text
+from perfwatch.sampler.collectors.base import SCHEMA_VERSION, Collector
+from perfwatch.sampler.host.etc import read_os_release
+from perfwatch.sampler.host.files import read_text
+from perfwatch.sampler.host.paths import HostPaths
 
 HOSTNAME_ENV = "PERFWATCH_HOSTNAME"
 
@@ -30,7 +32,6 @@ def host_name(paths: HostPaths) -> str:
     return socket.gethostname()
 
 
-@register
 class SystemCollector(Collector):
     metric_type: ClassVar[str] = "system"
     interval_key: ClassVar[str] = "sampler.interval.system"
