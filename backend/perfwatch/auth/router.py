@@ -36,9 +36,10 @@ def client_address(request: Request) -> str:
 @router.post(
     "/login",
     summary="Log in with username and password",
-    description="OAuth2 password flow (form fields `username`, `password`). After 5 failed "
-    "attempts in 15 minutes for one username or from one address, attempts are refused with "
-    "429 and `Retry-After`.",
+    description="OAuth2 password flow (form fields `username`, `password`). Failed attempts are "
+    "throttled per client address (20 in 15 minutes) and per username and address (5): then "
+    "429 with `Retry-After`. Failures for a username from many addresses slow its logins down "
+    "(up to 10 s) but never refuse them; `perfwatch user unlock NAME` lifts all of it.",
     response_model=TokenResponse,
     responses=error_responses(401, 422, 429),
 )
