@@ -422,3 +422,48 @@ async def test_unlock_clears_a_username_from_every_address(api_settings: Setting
         assert_error(await _login_from(app, account, crowded), 429, "login_throttled")
         await unlock(cache, account.username, address=crowded)
         assert (await _login_from(app, account, crowded)).status_code == 200
+
+
+async def test_login_takes_a_form_or_json_and_says_so(api_settings: Settings) -> None:
+    url = "/api/v1/auth/login"
+    async with running_app(api_settings) as app, client_of(app) as client:
+        account = await add_user()
+        credentials = {"username": account.username, "password": account.password}
+        # The OAuth2 password flow form (what Swagger's Authorize sends) and a JSON object.
+        form = {**credentials, "grant_type": "password", "scope": "", "client_id": "docs"}
+        assert (await client.post(url, data=form)).status_code == 200
+        response = await client.post(url, json=credentials)
+        assert response.status_code == 200, response.text
+        assert (await me(client, response.json()["access_token"])).status_code == 200
+        assert_error(await client.post(url, json={**credentials, "password": "no"}), 401)
+
+        error = assert_error(await client.post(url, json={"username": "a"}), 422)
+        assert error["details"] == [
+            {"location": "body", "field": "password", "message": "Field required"}
+        ]
+        error = assert_error(await client.post(url, data={**form, "grant_type": "code"}), 422)
+        assert [detail["field"] for detail in error["details"]] == ["grant_type"]
+        error = assert_error(await client.post(url, content=b"{not json"), 422)
+        for body, headers in [
+            (b"", {}),  # no body at all
+            (b"username=a&password=b", {"content-type": "text/plain"}),
+            (b"[1, 2]", {"content-type": "application/json"}),
+        ]:
+            response = await client.post(url, content=body, headers=headers)
+            error = assert_error(response, 422, "validation_failed")
+            assert "application/x-www-form-urlencoded" in error["message"], error
+            assert "application/json" in error["message"], error
+        # JSON sent with a form's content type (curl -d '{...}' without -H): say what is missing.
+        response = await client.post(
+            url,
+            content=json.dumps(credentials).encode(),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        error = assert_error(response, 422, "validation_failed")
+        assert "Content-Type: application/json" in error["message"], error
+
+        spec = (await client.get("/openapi.json")).json()
+        content = spec["paths"][url]["post"]["requestBody"]["content"]
+        assert set(content) == {"application/x-www-form-urlencoded", "application/json"}
+        for media in content.values():
+            assert set(media["schema"]["required"]) == {"username", "password"}
