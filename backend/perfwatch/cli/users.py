@@ -117,7 +117,10 @@ def user_unlock(
         None, "--address", help="Also lift the throttle on this client address (any username)."
     ),
 ) -> None:
-    """Clear a user's login throttling, from every address (in the server's Redis)."""
+    """Lift a user's login throttling, from every address.
+
+    Clears the failed-login counts in the server's Redis (REDIS_URL); the embedded in-process
+    cache cannot be reached from here."""
     current = settings()
     if not current.redis_url:
         # The embedded cache lives inside the server process: this process cannot reach it.
