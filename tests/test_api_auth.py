@@ -13,8 +13,16 @@ import httpx
 import jwt
 import pytest
 import redis.asyncio as aioredis
+from fastapi import FastAPI
 
-from perfwatch.auth.throttle import MAX_FAILURES, WINDOW_SECONDS
+from perfwatch.auth.throttle import (
+    ADDRESS_LIMIT,
+    PAIR_LIMIT,
+    SLOWDOWN_AFTER,
+    WINDOW_SECONDS,
+    slowdown_seconds,
+    unlock,
+)
 from perfwatch.auth.tokens import TokenType, issue_token, signing_key
 from perfwatch.config import Settings
 from perfwatch.db.types import utcnow
@@ -22,6 +30,7 @@ from perfwatch.models import UserRole
 from perfwatch.users.repository import UserRepository
 from perfwatch.users.service import UserService
 from tests.api_helpers import (
+    Account,
     access_token,
     add_user,
     api_settings_for,
@@ -313,32 +322,55 @@ async def test_password_change_revokes_earlier_tokens(api_settings: Settings) ->
         assert (await me(client, response.json()["access_token"])).status_code == 200
 
 
-async def _fail(app: object, username: str, address: str) -> httpx.Response:
-    async with client_of(app, address) as client:  # type: ignore[arg-type]
+async def _fail(app: FastAPI, username: str, address: str) -> httpx.Response:
+    async with client_of(app, address) as client:
         return await login(client, username, "definitely wrong")
 
 
-async def test_throttling_per_username(
-    api_settings: Settings, request: pytest.FixtureRequest
+async def _login_from(app: FastAPI, account: Account, address: str) -> httpx.Response:
+    async with client_of(app, address) as client:
+        return await login(client, account.username, account.password)
+
+
+async def test_failures_from_one_address_throttle_it_but_not_the_owner_elsewhere(
+    api_settings: Settings,
 ) -> None:
     async with running_app(api_settings) as app:
         account = await add_user()
-        for _ in range(MAX_FAILURES):  # each from another address
-            assert_error(await _fail(app, account.username, random_address()), 401)
-        async with client_of(app) as client:
-            # Even the right password is refused now, and not checked.
-            response = await login(client, account.username, account.password)
+        guesser, owner = random_address(), random_address()
+        for _ in range(PAIR_LIMIT):
+            assert_error(await _fail(app, account.username, guesser), 401)
+
+        # The guessing address is refused, even with the right password, and told what to do.
+        response = await _login_from(app, account, guesser)
         error = assert_error(response, 429, "login_throttled")
         retry_after = int(response.headers["retry-after"])
         assert WINDOW_SECONDS - 60 <= retry_after <= WINDOW_SECONDS
-        assert str(retry_after) in error["message"]
+        assert f"try again in {retry_after} s" in error["message"]
+        assert f"`perfwatch user unlock {account.username}`" in error["message"]
 
-        if api_settings.redis_url:  # the counter lives in Redis, shared by every replica
+        # The owner, from an address that did not fail, logs in.
+        assert (await _login_from(app, account, owner)).status_code == 200
+
+
+async def test_failures_from_many_addresses_slow_a_username_down_but_never_lock_it(
+    api_settings: Settings,
+) -> None:
+    async with running_app(api_settings) as app:
+        account = await add_user()
+        for _ in range(SLOWDOWN_AFTER):  # each from another address: no pair reaches its limit
+            assert_error(await _fail(app, account.username, random_address()), 401)
+        started = time.monotonic()
+        response = await _login_from(app, account, random_address())
+        assert response.status_code == 200, response.text
+        assert time.monotonic() - started >= slowdown_seconds(SLOWDOWN_AFTER) == 1.0
+
+        if api_settings.redis_url:  # the counts live in Redis, shared by every replica
             client_redis = aioredis.from_url(api_settings.redis_url, decode_responses=True)
             try:
-                keys = await client_redis.keys("perfwatch:auth:login_failures:username:*")
+                keys = await client_redis.keys("perfwatch:auth:throttle:username:*")
                 values = [await client_redis.get(key) for key in keys]
-                assert str(MAX_FAILURES) in values
+                assert str(SLOWDOWN_AFTER) in values
             finally:
                 await client_redis.aclose()
 
@@ -347,24 +379,91 @@ async def test_throttling_per_address(api_settings: Settings) -> None:
     async with running_app(api_settings) as app:
         account = await add_user()
         address = random_address()
-        for number in range(MAX_FAILURES):
+        for number in range(ADDRESS_LIMIT):
             assert_error(await _fail(app, f"guess-{number}", address), 401)
-        async with client_of(app, address) as client:
-            response = await login(client, account.username, account.password)
-        assert_error(response, 429, "login_throttled")
+        response = await _login_from(app, account, address)
+        error = assert_error(response, 429, "login_throttled")
         assert int(response.headers["retry-after"]) > 0
-        async with client_of(app) as client:  # another address is not affected
-            assert (await login(client, account.username, account.password)).status_code == 200
+        assert f"--address {address}`" in error["message"]
+        # Another address is not affected.
+        assert (await _login_from(app, account, random_address())).status_code == 200
 
 
-async def test_a_successful_login_resets_the_username_counter(api_settings: Settings) -> None:
+async def test_a_successful_login_clears_its_pair(api_settings: Settings) -> None:
     async with running_app(api_settings) as app:
         account = await add_user()
-        for _ in range(MAX_FAILURES - 1):
-            assert_error(await _fail(app, account.username, random_address()), 401)
-        async with client_of(app) as client:
-            assert (await login(client, account.username, account.password)).status_code == 200
-        for _ in range(MAX_FAILURES - 1):
-            assert_error(await _fail(app, account.username, random_address()), 401)
-        async with client_of(app) as client:
-            assert (await login(client, account.username, account.password)).status_code == 200
+        address = random_address()
+        for _ in range(PAIR_LIMIT - 1):
+            assert_error(await _fail(app, account.username, address), 401)
+        assert (await _login_from(app, account, address)).status_code == 200
+        for _ in range(PAIR_LIMIT - 1):
+            assert_error(await _fail(app, account.username, address), 401)
+        assert (await _login_from(app, account, address)).status_code == 200
+
+
+async def test_unlock_clears_a_username_from_every_address(api_settings: Settings) -> None:
+    async with running_app(api_settings) as app:
+        account = await add_user()
+        first, second, crowded = random_address(), random_address(), random_address()
+        for address in (first, second):
+            for _ in range(PAIR_LIMIT):
+                assert_error(await _fail(app, account.username, address), 401)
+            assert_error(await _login_from(app, account, address), 429, "login_throttled")
+        for number in range(ADDRESS_LIMIT):
+            assert_error(await _fail(app, f"guess-{number}", crowded), 401)
+        assert_error(await _login_from(app, account, crowded), 429, "login_throttled")
+
+        cache = app.state.cache
+        assert await unlock(cache, account.username.upper()) == 2 * PAIR_LIMIT
+        assert await unlock(cache, account.username) == 0  # nothing left to clear
+        for address in (first, second):
+            assert (await _login_from(app, account, address)).status_code == 200
+        # An address refused for guessing many usernames stays refused unless named.
+        assert_error(await _login_from(app, account, crowded), 429, "login_throttled")
+        await unlock(cache, account.username, address=crowded)
+        assert (await _login_from(app, account, crowded)).status_code == 200
+
+
+async def test_login_takes_a_form_or_json_and_says_so(api_settings: Settings) -> None:
+    url = "/api/v1/auth/login"
+    async with running_app(api_settings) as app, client_of(app) as client:
+        account = await add_user()
+        credentials = {"username": account.username, "password": account.password}
+        # The OAuth2 password flow form (what Swagger's Authorize sends) and a JSON object.
+        form = {**credentials, "grant_type": "password", "scope": "", "client_id": "docs"}
+        assert (await client.post(url, data=form)).status_code == 200
+        response = await client.post(url, json=credentials)
+        assert response.status_code == 200, response.text
+        assert (await me(client, response.json()["access_token"])).status_code == 200
+        assert_error(await client.post(url, json={**credentials, "password": "no"}), 401)
+
+        error = assert_error(await client.post(url, json={"username": "a"}), 422)
+        assert error["details"] == [
+            {"location": "body", "field": "password", "message": "Field required"}
+        ]
+        error = assert_error(await client.post(url, data={**form, "grant_type": "code"}), 422)
+        assert [detail["field"] for detail in error["details"]] == ["grant_type"]
+        error = assert_error(await client.post(url, content=b"{not json"), 422)
+        for body, headers in [
+            (b"", {}),  # no body at all
+            (b"username=a&password=b", {"content-type": "text/plain"}),
+            (b"[1, 2]", {"content-type": "application/json"}),
+        ]:
+            response = await client.post(url, content=body, headers=headers)
+            error = assert_error(response, 422, "validation_failed")
+            assert "application/x-www-form-urlencoded" in error["message"], error
+            assert "application/json" in error["message"], error
+        # JSON sent with a form's content type (curl -d '{...}' without -H): say what is missing.
+        response = await client.post(
+            url,
+            content=json.dumps(credentials).encode(),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        error = assert_error(response, 422, "validation_failed")
+        assert "Content-Type: application/json" in error["message"], error
+
+        spec = (await client.get("/openapi.json")).json()
+        content = spec["paths"][url]["post"]["requestBody"]["content"]
+        assert set(content) == {"application/x-www-form-urlencoded", "application/json"}
+        for media in content.values():
+            assert set(media["schema"]["required"]) == {"username", "password"}

@@ -19,8 +19,8 @@ Keeping the run meaningful and stable:
 * Generated ids are random UUIDs (404s), so ``/users/{user_id}`` cases are also sent once more
   with the id of an existing user (a pool of victims, never an admin) to reach the 200/204/409
   responses and check their bodies.
-* Login attempts are throttled per username and per address (5 failures in 15 minutes): after
-  the first few cases the login route answers 429, which the spec documents.
+* Login attempts are throttled per (username, address) and per address (5 and 20 failures in 15
+  minutes): after the first few cases the login route answers 429, which the spec documents.
 """
 
 from __future__ import annotations

@@ -3,8 +3,12 @@ CORS, and the OpenAPI document."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
+import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from fastapi import APIRouter
@@ -125,16 +129,42 @@ async def test_unexpected_errors_are_500_without_traceback(
     assert "secret internal detail" in str(logged[0].exc_info[1])
 
 
-async def test_docs_still_work_with_their_own_csp(sqlite_url: str) -> None:
+async def test_docs_load_every_asset_from_perfwatch_itself(sqlite_url: str) -> None:
+    """/docs must work on a machine without internet: nothing from a CDN, and a CSP that
+    allows nothing but this server (and the page's own inline start-up script, by hash)."""
     async with running_app(make_settings(sqlite_url)) as app, client_of(app) as client:
         response = await client.get("/docs")
         assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/html")
         assert_security_headers(response.headers, docs=True)
-        csp = response.headers["content-security-policy"]
-        assert "https://cdn.jsdelivr.net" in csp and "script-src" in csp
-        response = await client.get("/openapi.json")
-        assert response.status_code == 200
-        assert response.json()["paths"]
+        page = response.text
+
+        urls = re.findall(r'(?:src|href)="([^"]*)"', page)
+        kinds = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
+        assert sorted(Path(url).suffix for url in urls) == sorted(kinds), urls
+        for url in urls:
+            assert url.startswith("/") and not url.startswith("//"), url
+            asset = await client.get(url)
+            assert asset.status_code == 200, url
+            assert asset.headers["content-type"].split(";")[0] == kinds[Path(url).suffix]
+            assert len(asset.content) > 500, url
+        assert "url: '/openapi.json'" in page
+        assert (await client.get("/openapi.json")).json()["paths"]
+
+        directives = dict(
+            (part.split()[0], part.split()[1:])
+            for part in response.headers["content-security-policy"].split(";")
+        )
+        for sources in directives.values():  # keywords, hashes and data: only, never a host
+            assert all(source.startswith("'") or source == "data:" for source in sources)
+        assert directives["script-src"][0] == "'self'"
+        assert "'unsafe-inline'" not in response.headers["content-security-policy"]
+        for script in re.findall(r"<script>(.*?)</script>", page, flags=re.DOTALL):
+            digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+            assert f"'sha256-{digest}'" in directives["script-src"]
+
+        assert_error(await client.get("/docs/assets/index.html"), 404, "not_found")
+        assert_error(await client.get("/redoc"), 404, "not_found")
 
 
 async def test_cors_is_closed_by_default(sqlite_url: str) -> None:

@@ -18,10 +18,13 @@ from typer.testing import CliRunner, Result
 
 from perfwatch import __version__
 from perfwatch.auth.revocation import REVOKED_BEFORE_KEY
+from perfwatch.auth.throttle import PAIR_LIMIT, LoginThrottle
+from perfwatch.cache.redis import RedisCache
 from perfwatch.cli import app
 from perfwatch.config import get_settings
 from perfwatch.contract.metrics import METRIC_TYPES
 from perfwatch.db import migrations
+from perfwatch.errors import TooManyRequestsError
 from perfwatch.users.passwords import verify_password
 from tests.helpers import (
     SETTINGS_VARIABLES,
@@ -33,6 +36,7 @@ from tests.helpers import (
     make_settings,
     migrate,
     perfwatch,
+    run_async,
     subprocess_env,
 )
 
@@ -313,6 +317,45 @@ def test_user_set_password_with_redis_away_changes_nothing_unless_told(
     kept = perfwatch("user", "set-password", "gus", "--keep-sessions", env=changed, cwd=tmp_path)
     assert kept.returncode == 0, kept.stderr
     assert verify_password(NEW_PASSWORD, users(fresh_db)["gus"][3])
+
+
+async def _throttled(redis_url: str, username: str, address: str, failures: int) -> bool:
+    """Record ``failures`` failed logins in Redis (as the server does); is the pair refused?"""
+    cache = RedisCache(redis_url)
+    try:
+        throttle = LoginThrottle(cache)
+        for _ in range(failures):
+            await throttle.record_failure(username, address)
+        try:
+            await throttle.check(username, address)
+        except TooManyRequestsError:
+            return True
+        return False
+    finally:
+        await cache.close()
+
+
+def test_user_unlock_clears_login_throttling_in_redis(redis_url: str, tmp_path: Path) -> None:
+    username, address = f"ida-{uuid.uuid4().hex[:8]}", f"192.0.2.{uuid.uuid4().int % 250 + 1}"
+    assert run_async(_throttled(redis_url, username, address, PAIR_LIMIT))
+    # Needs only Redis: the database is never opened.
+    env = subprocess_env(closed_postgres_url(), tmp_path / "data", REDIS_URL=redis_url)
+
+    result = perfwatch("user", "unlock", username.upper(), env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        f"login throttling cleared for {username.upper()!r} ({PAIR_LIMIT} recent failed login(s))"
+    )
+    assert not run_async(_throttled(redis_url, username, address, 0))
+
+
+def test_user_unlock_without_redis_says_what_would_clear_it(tmp_path: Path) -> None:
+    env = subprocess_env(closed_postgres_url(), tmp_path / "data")
+    result = perfwatch("user", "unlock", "admin", env=env, cwd=tmp_path)
+    assert_one_line_error(result, "REDIS_URL is not set", "in-process cache", "restarting")
+
+    away = dict(env, REDIS_URL=closed_redis_url())
+    assert_one_line_error(perfwatch("user", "unlock", "admin", env=away, cwd=tmp_path), "Redis")
 
 
 # ----- config (in-process) ------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from perfwatch import __version__
+from perfwatch.api.docs import install_docs
 from perfwatch.api.errors import install_error_handlers
 from perfwatch.api.middleware import install_middleware, security_headers
 from perfwatch.api.request_counts import RequestCountMiddleware, RequestCounts
@@ -75,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="PerfWatch",
         version=__version__,
         lifespan=lifespan,
+        docs_url=None,  # served from the package by install_docs, not from a CDN
+        redoc_url=None,
         description="Self-hosted performance monitor. Log in with `POST /api/v1/auth/login` "
         "and send `Authorization: Bearer <access_token>`. Every error has the shape "
         '`{"error": {"code", "message", "details"}}`.',
@@ -92,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(prometheus_router)
+    install_docs(app)
     # Errors: one JSON shape (api/errors.py). The 500 handler runs outside the middleware
     # stack, so it adds the security headers itself.
     install_error_handlers(app, extra_headers=security_headers)

@@ -14,20 +14,11 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from perfwatch.api.docs import DOCS_CSP, DOCS_PATHS
 from perfwatch.api.errors import error_body
 from perfwatch.config import Settings
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
-# The interactive docs load Swagger UI / ReDoc from jsDelivr and run an inline start-up script.
-DOCS_CSP = (
-    "default-src 'none'; "
-    "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "font-src https://fonts.gstatic.com; "
-    "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
-    "connect-src 'self'; worker-src blob:; frame-ancestors 'none'"
-)
-DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
 NO_STORE_PREFIXES = ("/api/v1/auth/",)
 
 

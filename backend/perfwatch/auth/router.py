@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response, status
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from perfwatch.api.dependencies import CacheDep, SessionDep, SettingsDep
 from perfwatch.api.errors import error_responses
 from perfwatch.api.security import ViewerUser
-from perfwatch.auth.schemas import PasswordChange, RefreshRequest, TokenResponse
+from perfwatch.auth.schemas import LoginRequest, PasswordChange, RefreshRequest, TokenResponse
 from perfwatch.auth.service import AuthService, TokenPair
+from perfwatch.errors import ValidationFailedError
 from perfwatch.users.schemas import UserOut
 from perfwatch.users.service import UserService
 
@@ -33,24 +37,83 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
+_FORMS = (FORM, "multipart/form-data")
+_SEND = (
+    f"send username and password as form fields (Content-Type: {FORM}, the OAuth2 password "
+    f"flow) or as a JSON object (Content-Type: {JSON})"
+)
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def _body_fields(request: Request) -> dict[str, Any]:
+    media_type = _media_type(request)
+    if media_type == JSON or media_type.endswith("+json"):
+        try:
+            fields = json.loads(await request.body())
+        except ValueError:
+            raise ValidationFailedError(f"the body is not valid JSON; {_SEND}") from None
+        if not isinstance(fields, dict):
+            raise ValidationFailedError(f"the JSON body is not an object; {_SEND}")
+        return fields
+    if media_type not in _FORMS:
+        raise ValidationFailedError(_SEND)
+    try:
+        async with request.form() as form:
+            fields = {name: form.get(name) for name in form}
+    except (StarletteHTTPException, ValueError):
+        raise ValidationFailedError(f"the form could not be parsed; {_SEND}") from None
+    if len(fields) == 1 and next(iter(fields)).lstrip().startswith("{"):
+        # curl -d '{"username": …}' sends JSON labelled as a form.
+        raise ValidationFailedError(
+            f"the body looks like JSON sent as a form: add Content-Type: {JSON}, or {_SEND}"
+        )
+    return fields
+
+
+async def login_request(request: Request) -> LoginRequest:
+    """The login body, from either encoding (FastAPI binds a body to one media type only)."""
+    fields = await _body_fields(request)
+    try:
+        return LoginRequest.model_validate(fields)
+    except ValidationError as exc:
+        errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        raise RequestValidationError(errors) from None
+
+
+_LOGIN_SCHEMA = LoginRequest.model_json_schema()
+
+
 @router.post(
     "/login",
     summary="Log in with username and password",
-    description="OAuth2 password flow (form fields `username`, `password`). After 5 failed "
-    "attempts in 15 minutes for one username or from one address, attempts are refused with "
-    "429 and `Retry-After`.",
+    description=f"OAuth2 password flow: form fields `username`, `password` ({FORM}; what "
+    f"Swagger's Authorize sends), or the same as a JSON object ({JSON}). Failed attempts are "
+    "throttled per client address (20 in 15 minutes) and per username and address (5): then "
+    "429 with `Retry-After`. Failures for a username from many addresses slow its logins down "
+    "(up to 10 s) but never refuse them; `perfwatch user unlock NAME` lifts all of it.",
     response_model=TokenResponse,
     responses=error_responses(401, 422, 429),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {FORM: {"schema": _LOGIN_SCHEMA}, JSON: {"schema": _LOGIN_SCHEMA}},
+        }
+    },
 )
 async def login(
     request: Request,
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    body: Annotated[LoginRequest, Depends(login_request)],
     session: SessionDep,
     cache: CacheDep,
     settings: SettingsDep,
 ) -> TokenResponse:
     service = AuthService(session, cache, settings)
-    return _tokens(await service.login(form.username, form.password, client_address(request)))
+    return _tokens(await service.login(body.username, body.password, client_address(request)))
 
 
 @router.post(

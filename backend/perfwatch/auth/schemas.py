@@ -9,6 +9,24 @@ from pydantic import BaseModel, ConfigDict, Field
 from perfwatch.users.passwords import MAX_PASSWORD_LENGTH
 
 
+class LoginRequest(BaseModel):
+    """The login body, as OAuth2 password-flow form fields or as a JSON object."""
+
+    model_config = ConfigDict(
+        title="LoginRequest",
+        json_schema_extra={
+            "examples": [{"username": "admin", "password": "the password you were given"}]
+        },
+    )
+
+    username: str = Field(min_length=1)
+    password: str = Field(min_length=1)
+    # OAuth2 clients (Swagger's Authorize) also send scope, client_id…: accepted and ignored.
+    grant_type: str | None = Field(
+        None, pattern="^password$", description="OAuth2 clients send 'password'; optional"
+    )
+
+
 class TokenResponse(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={

@@ -149,7 +149,7 @@ class AuthService:
             await self.throttle.record_failure(username, client_address)
             raise AuthenticationError(BAD_CREDENTIALS, code="invalid_credentials")
         assert user is not None
-        await self.throttle.reset_username(username)
+        await self.throttle.record_success(username, client_address)
         await self.users.update(user, last_login_at=utcnow())
         return self._issue_pair(user)
 

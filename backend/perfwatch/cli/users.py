@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import typer
+from redis.exceptions import RedisError
 
 from perfwatch.auth.revocation import revoke_tokens_issued_before
+from perfwatch.auth.throttle import unlock
 from perfwatch.cache import build_cache
-from perfwatch.cli.common import run, settings
+from perfwatch.cli.common import fail, run, settings
 from perfwatch.db.session import Database, unit_of_work
 from perfwatch.errors import ServiceUnavailableError
 from perfwatch.models import UserRole
@@ -104,3 +108,38 @@ def user_set_password(
             f"stay valid until they expire (refresh tokens: {current.refresh_token_days:g} days); "
             "changing SECRET_KEY signs everybody out"
         )
+
+
+@user_app.command("unlock")
+def user_unlock(
+    username: str,
+    address: str | None = typer.Option(
+        None, "--address", help="Also lift the throttle on this client address (any username)."
+    ),
+) -> None:
+    """Lift a user's login throttling, from every address.
+
+    Clears the failed-login counts in the server's Redis (REDIS_URL); the embedded in-process
+    cache cannot be reached from here."""
+    current = settings()
+    if not current.redis_url:
+        # The embedded cache lives inside the server process: this process cannot reach it.
+        fail(
+            "REDIS_URL is not set: the login throttling lives in the server's embedded "
+            "in-process cache, which another process cannot reach; restarting the server "
+            "clears it (or wait: each count ends 15 minutes after its first failure)"
+        )
+
+    async def work() -> int:
+        cache = build_cache(current)
+        try:
+            return await unlock(cache, username, address=address)
+        finally:
+            await cache.close()
+
+    try:
+        failures = asyncio.run(work())
+    except (RedisError, OSError) as exc:
+        fail(f"cannot reach Redis (REDIS_URL): {exc}")
+    lifted = f"{username!r}" + (f" and address {address}" if address else "")
+    typer.echo(f"login throttling cleared for {lifted} ({failures} recent failed login(s))")
