@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
+
+from perfwatch.contract import runtime_config
 
 Clock = Callable[[], float]
 WallClock = Callable[[], datetime]
@@ -81,16 +83,20 @@ def clean_text(value: object) -> str | None:
 
 class Periodic(Generic[T]):
     """A costly reading (filesystem usage, the socket-state table) taken at most every
-    ``interval`` seconds and repeated in between; ``collected_at`` tells its age (None while
-    the reading is None)."""
+    ``interval`` seconds, the value of the config key ``interval_key``, and repeated in
+    between; ``collected_at`` tells its age (None while the reading is None)."""
 
-    def __init__(self, read: Callable[[], T], interval: float, wall_clock: WallClock) -> None:
+    def __init__(self, read: Callable[[], T], interval_key: str, wall_clock: WallClock) -> None:
         self._read = read
-        self.interval = interval
+        self.interval_key = interval_key
+        self.interval = float(runtime_config.default(interval_key))
         self._wall_clock = wall_clock
         self._value: T | None = None
         self._taken_at: float | None = None
         self.collected_at: str | None = None
+
+    def configure(self, values: Mapping[str, Any]) -> None:
+        self.interval = float(runtime_config.read_number(values, self.interval_key))
 
     def get(self, now: float) -> T | None:
         if self._taken_at is not None and now - self._taken_at < self.interval:

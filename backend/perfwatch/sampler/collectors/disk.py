@@ -17,7 +17,6 @@ from typing import Any, ClassVar
 
 import psutil
 
-from perfwatch.contract import runtime_config
 from perfwatch.sampler.collectors._common import (
     Clock,
     Periodic,
@@ -58,16 +57,14 @@ class DiskCollector(Collector):
         self._clock = clock
         self._rates = RateTracker()
         self._is_partition: dict[str, bool] = {}
-        self._usage = Periodic(
-            self._read_usage, runtime_config.default(USAGE_INTERVAL_KEY), wall_clock
-        )
+        self._usage = Periodic(self._read_usage, USAGE_INTERVAL_KEY, wall_clock)
 
     @property
     def usage_interval(self) -> float:
         return self._usage.interval
 
     def configure(self, values: Mapping[str, Any]) -> None:
-        self._usage.interval = runtime_config.read_number(values, USAGE_INTERVAL_KEY)
+        self._usage.configure(values)
 
     def collect(self) -> dict[str, Any]:
         now = self._clock()

@@ -22,7 +22,6 @@ from typing import Any, ClassVar
 
 import psutil
 
-from perfwatch.contract import runtime_config
 from perfwatch.sampler.collectors._common import (
     Clock,
     Periodic,
@@ -69,7 +68,7 @@ class NetworkCollector(Collector):
         self._rates = RateTracker()
         self._connections = Periodic(
             lambda: read_connection_counts(self._paths),
-            runtime_config.default(CONNECTIONS_INTERVAL_KEY),
+            CONNECTIONS_INTERVAL_KEY,
             wall_clock,
         )
         self._is_up: dict[str, bool | None] = {}
@@ -80,7 +79,7 @@ class NetworkCollector(Collector):
         return self._connections.interval
 
     def configure(self, values: Mapping[str, Any]) -> None:
-        self._connections.interval = runtime_config.read_number(values, CONNECTIONS_INTERVAL_KEY)
+        self._connections.configure(values)
 
     def collect(self) -> dict[str, Any]:
         now = self._clock()
