@@ -28,10 +28,10 @@ test: $(STAMP)  ## Run the test suite (starts a throwaway PostgreSQL 16 and Redi
 	@$(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$status
 
-# Schemathesis over the OpenAPI spec (tests/test_api_fuzz.py): about a minute of generated
+# Schemathesis over the OpenAPI spec (tests/api/test_api_fuzz.py): about a minute of generated
 # requests, so `make test` skips it (PERFWATCH_FUZZ unset) and CI runs both.
 fuzz: $(STAMP)  ## Fuzz the HTTP API from its OpenAPI spec: no 5xx, responses as documented
-	@PERFWATCH_FUZZ=1 $(BIN)/pytest tests/test_api_fuzz.py -p no:cacheprovider $(PYTEST_ARGS); status=$$?; \
+	@PERFWATCH_FUZZ=1 $(BIN)/pytest tests/api/test_api_fuzz.py -p no:cacheprovider $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "error: pytest collected no fuzz tests" >&2; exit 1; fi; exit $$status
 
 lint: $(STAMP)  ## ruff lint + format check, mypy on perfwatch/, import directions (import-linter)

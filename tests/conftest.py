@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from perfwatch.config import Settings, get_settings
 from perfwatch.db.engine import build_engine
-from tests.helpers import make_settings, migrate_async, recreate_database, scratch_postgres
-from tests.services import (
+from tests.support.helpers import make_settings, migrate_async, recreate_database, scratch_postgres
+from tests.support.services import (
     TEST_DATABASE_NAME,
     PostgresServer,
     RedisServer,
@@ -191,7 +191,7 @@ def api_settings(request: pytest.FixtureRequest, dialect: str) -> Iterator[Setti
 
     On the shared test database, inside one transaction rolled back after the test (see
     ``tests/api_helpers.py``); on ``fresh_db`` with real commits when the test asks for it."""
-    from tests.api_helpers import OPEN_TRANSACTIONS, api_settings_for
+    from tests.support.api import OPEN_TRANSACTIONS, api_settings_for
 
     if "fresh_db" in request.fixturenames:
         yield api_settings_for(request, request.getfixturevalue("fresh_db"), dialect)

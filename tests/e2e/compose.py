@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.services import REPO_ROOT, free_port
+from tests.support.services import REPO_ROOT, free_port
 
 STANDINS = REPO_ROOT / "tests" / "e2e" / "standins"
 STANDIN_IMAGES = {

@@ -23,7 +23,7 @@ from perfwatch.bootstrap.defaults import DEFAULT_POLICIES
 from perfwatch.contract.metrics import METRIC_TYPES
 from perfwatch.contract.runtime_config import KNOWN_KEYS
 from tests.e2e.compose import Stack, build_standins, http_get, wait_for_status
-from tests.services import REPO_ROOT, free_port
+from tests.support.services import REPO_ROOT, free_port
 
 SERVICES = {"db", "redis", "backend"}
 APP_TABLES = {"users", "metric_snapshots", "config_entries", "archive_policies", "alembic_version"}
