@@ -341,6 +341,13 @@ async def test_range_queries_default_their_fields_and_refuse_unknown_ones(
         assert "fields=total" in error["message"] and "percent," not in error["message"]
         listed = " ".join(detail["message"] for detail in error["details"])
         assert "by_status.<status>" in listed and "top_cpu.<n>.cpu_percent" in listed
+        error = assert_error(
+            await client.get(
+                "/api/v1/metrics/memory", headers=headers, params={**window, "fields": "a;b"}
+            ),
+            422,
+        )
+        assert "fields=virtual.percent,swap.percent" in error["message"]
         # Strings are not numeric fields; dynamic keys and indexes are.
         assert_error(
             await client.get(

@@ -101,11 +101,11 @@ def is_numeric_field(metric_type: str, path: str) -> bool:
     return node is not None and node.get("type") in _NUMERIC
 
 
-def _check_syntax(path: str) -> None:
+def _check_syntax(path: str, example: str) -> None:
     if len(path) > MAX_FIELD_PATH_LENGTH or FIELD_PATH_PATTERN.fullmatch(path) is None:
         raise ValidationFailedError(
             f"field {path[:80]!r} is not a valid path: use dot-separated names of letters, "
-            "digits, '_' and '-', e.g. 'virtual.percent' or 'load_average.1m'"
+            f"digits, '_' and '-', e.g. fields={example}"
         )
     if path.count(".") >= MAX_FIELD_PATH_DEPTH:
         raise ValidationFailedError(
@@ -129,7 +129,7 @@ def resolve_fields(metric_type: str, fields: Sequence[str]) -> list[str]:
     if len(unique) > MAX_FIELDS:
         raise ValidationFailedError(f"at most {MAX_FIELDS} fields per query, got {len(unique)}")
     for path in unique:
-        _check_syntax(path)
+        _check_syntax(path, example)
         if metric_type in SCHEMAS and not is_numeric_field(metric_type, path):
             raise ValidationFailedError(
                 f"{path[:80]!r} is not a numeric field of {metric_type}; send fields from the "
