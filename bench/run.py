@@ -53,7 +53,8 @@ from perfwatch.db import migrations  # noqa: E402
 from perfwatch.db.engine import build_engine  # noqa: E402
 from perfwatch.db.partitions import ensure_snapshot_partitions  # noqa: E402
 from perfwatch.db.session import make_sessionmaker  # noqa: E402
-from perfwatch.metrics.repository import SnapshotRepository  # noqa: E402
+from perfwatch.metrics.ingest import SnapshotIngest  # noqa: E402
+from perfwatch.metrics.repository import SnapshotRepository, decode_cursor  # noqa: E402
 
 BENCH_DATABASE = "perfwatch_bench"
 HOST = "bench-host"
@@ -174,12 +175,12 @@ async def storage(url: str, settings: Settings) -> dict[str, Any]:
         batch.append(row)
         if len(batch) == 10_000:
             async with sessions() as session:
-                await SnapshotRepository(session).bulk_insert_ignore_conflicts(batch)
+                await SnapshotIngest(session).bulk_insert_ignore_conflicts(batch)
                 await session.commit()
             batch = []
     if batch:
         async with sessions() as session:
-            await SnapshotRepository(session).bulk_insert_ignore_conflicts(batch)
+            await SnapshotIngest(session).bulk_insert_ignore_conflicts(batch)
             await session.commit()
     maintenance = await asyncpg.connect(url.replace("+asyncpg", ""))
     await maintenance.execute("VACUUM ANALYZE metric_snapshots")
@@ -235,7 +236,7 @@ async def storage(url: str, settings: Settings) -> dict[str, Any]:
                     start=hour_start,
                     end=hour_start + timedelta(hours=1),
                     limit=1000,
-                    cursor=token,
+                    after=None if token is None else decode_cursor(token),
                 )
                 total += len(page.items)
                 token = page.next_cursor
@@ -295,7 +296,7 @@ async def storage(url: str, settings: Settings) -> dict[str, Any]:
         started = time.perf_counter()
         for offset in range(0, len(insert_rows_list), 5_000):
             async with sessions() as session:
-                await SnapshotRepository(session).bulk_insert_ignore_conflicts(
+                await SnapshotIngest(session).bulk_insert_ignore_conflicts(
                     insert_rows_list[offset : offset + 5_000]
                 )
                 await session.commit()

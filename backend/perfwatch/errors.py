@@ -3,6 +3,8 @@ edge (``perfwatch.api.errors`` maps each class to a status and the one JSON erro
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class PerfWatchError(Exception):
     """Base class for errors whose message is safe and useful to show a user.
@@ -12,11 +14,21 @@ class PerfWatchError(Exception):
     """
 
     code: str = "error"
+    # Entries of the error shape's ``details`` ({location, field, message}), e.g. the values a
+    # refused parameter accepts when they are too many for the message.
+    details: tuple[dict[str, str], ...] = ()
 
-    def __init__(self, message: str = "", *, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        code: str | None = None,
+        details: Iterable[dict[str, str]] = (),
+    ) -> None:
         super().__init__(message)
         if code is not None:
             self.code = code
+        self.details = tuple(details)
 
     @property
     def message(self) -> str:
@@ -33,14 +45,9 @@ class ConflictError(PerfWatchError):
     code = "conflict"
 
 
-class InvalidQueryError(PerfWatchError):
-    """A list/filter/sort request names a field or operator that is not allowed."""
-
-    code = "invalid_query"
-
-
 class ValidationFailedError(PerfWatchError):
-    """Input that is well-formed but breaks a domain rule."""
+    """A well-formed request whose parameters or body values are refused: a broken domain rule,
+    an unknown filter, sort or metric field, a bad time range (HTTP 422)."""
 
     code = "validation_failed"
 

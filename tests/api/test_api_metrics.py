@@ -20,9 +20,9 @@ from perfwatch.cache.memory import MemoryCache
 from perfwatch.cache.redis import RedisCache
 from perfwatch.config import Settings
 from perfwatch.config_store.service import ConfigService
-from perfwatch.contract.metrics import SnapshotRow, encode_snapshot, live_channel
+from perfwatch.contract.metrics import SnapshotRow, encode_snapshot, latest_key, live_channel
 from perfwatch.metrics import router as metrics_router
-from perfwatch.metrics.repository import SnapshotRepository
+from perfwatch.metrics.ingest import SnapshotIngest
 from perfwatch.metrics.service import LATEST_LOOKUP_STATS
 from perfwatch.models import UserRole
 from perfwatch.sampler.publisher import SnapshotPublisher
@@ -55,7 +55,7 @@ def iso(moment: datetime) -> str:
 
 async def store(rows: list[SnapshotRow]) -> None:
     async with app_session() as session:
-        await SnapshotRepository(session).bulk_insert_ignore_conflicts(rows)
+        await SnapshotIngest(session).bulk_insert_ignore_conflicts(rows)
 
 
 def cpu(host: str, seconds: float, percent: float) -> SnapshotRow:
@@ -136,6 +136,22 @@ async def test_types_hosts_and_latest_hit_and_miss(api_settings: Settings) -> No
         )
         assert "host=" in error["message"] and "db-1" in error["message"]
         assert_error(await client.get("/api/v1/metrics/latest", headers=headers), 422)
+
+
+async def test_latest_serves_the_cached_document_as_it_is(api_settings: Settings) -> None:
+    async with running_app(api_settings) as app, client_of(app) as client:
+        headers = await viewer_headers(api_settings)
+        host = unique_name("web")
+        await SnapshotPublisher(app.state.cache).publish_many(
+            [(encode_snapshot(cpu(host, 200, 42.0)), 30)]
+        )
+        cached = await app.state.cache.get(latest_key(host, "cpu"))
+        response = await client.get(f"/api/v1/metrics/latest?type=cpu&host={host}", headers=headers)
+        assert response.headers["x-cache"] == "hit"
+        # Not decoded and encoded again (which would also rewrite +00:00 as Z).
+        assert response.text == cached[:-1] + ',"source":"cache"}'
+        assert response.headers["content-type"] == "application/json"
+        assert response.json()["source"] == "cache"
 
 
 class RedisDownForMetrics:
@@ -253,21 +269,21 @@ async def test_series_raw_and_summary_on_real_rows(api_settings: Settings) -> No
 @pytest.mark.parametrize(
     ("path", "params", "status", "needle"),
     [
-        ("/api/v1/metrics/cpu", {"from": "yesterday", "fields": "percent"}, 400, "from="),
-        ("/api/v1/metrics/cpu", {"from": "2024-01-01T00:00:00", "fields": "x"}, 400, "time zone"),
-        ("/api/v1/metrics/cpu", {"from": "now", "to": "-1h", "fields": "x"}, 400, "before"),
-        ("/api/v1/metrics/cpu", {"from": "-1000d", "fields": "percent"}, 400, "maximum"),
-        ("/api/v1/metrics/cpu", {"host": HOST}, 400, "fields"),
-        ("/api/v1/metrics/cpu", {"fields": "percent;drop"}, 400, ""),
-        ("/api/v1/metrics/cpu", {"fields": "percent", "step": "fast"}, 400, "step"),
-        ("/api/v1/metrics/cpu", {"fields": "percent", "step": "0s"}, 400, "step"),
-        ("/api/v1/metrics/cpu", {"raw": "true", "cursor": "!!!"}, 400, "cursor"),
-        ("/api/v1/metrics/cpu", {"fields": "percent", "cursor": "abc"}, 400, "raw=true"),
+        ("/api/v1/metrics/cpu", {"from": "yesterday", "fields": "percent"}, 422, "from="),
+        ("/api/v1/metrics/cpu", {"from": "2024-01-01T00:00:00", "fields": "x"}, 422, "time zone"),
+        ("/api/v1/metrics/cpu", {"from": "now", "to": "-1h", "fields": "x"}, 422, "before"),
+        ("/api/v1/metrics/cpu", {"from": "-1000d", "fields": "percent"}, 422, "maximum"),
+        ("/api/v1/metrics/cpu", {"fields": "percent,nope"}, 422, "nope"),
+        ("/api/v1/metrics/cpu", {"fields": "percent;drop"}, 422, ""),
+        ("/api/v1/metrics/cpu", {"fields": "percent", "step": "fast"}, 422, "step"),
+        ("/api/v1/metrics/cpu", {"fields": "percent", "step": "0s"}, 422, "step"),
+        ("/api/v1/metrics/cpu", {"raw": "true", "cursor": "!!!"}, 422, "cursor"),
+        ("/api/v1/metrics/cpu", {"fields": "percent", "cursor": "abc"}, 422, "raw=true"),
         ("/api/v1/metrics/cpu", {"raw": "true", "limit": "0"}, 422, ""),
         ("/api/v1/metrics/cpu", {"raw": "maybe"}, 422, ""),
         ("/api/v1/metrics/nope", {"fields": "percent"}, 404, "known"),
-        ("/api/v1/metrics/cpu/summary", {}, 422, ""),
-        ("/api/v1/metrics/cpu/summary", {"fields": "percent", "to": "soon"}, 400, "to="),
+        ("/api/v1/metrics/cpu/summary", {"fields": "virtual.percent"}, 422, "fields=percent"),
+        ("/api/v1/metrics/cpu/summary", {"fields": "percent", "to": "soon"}, 422, "to="),
         ("/api/v1/metrics/latest", {"type": "cpu", "host": ""}, 422, "host"),
     ],
 )
@@ -279,6 +295,130 @@ async def test_bad_queries_are_4xx_with_a_message(
         await ramp(seconds=3)
         error = assert_error(await client.get(path, headers=headers, params=params), status)
         assert needle in error["message"], error
+
+
+async def test_range_queries_default_their_fields_and_refuse_unknown_ones(
+    api_settings: Settings,
+) -> None:
+    async with running_app(api_settings) as app, client_of(app) as client:
+        headers = await viewer_headers(api_settings)
+        await ramp(seconds=3)
+        processes = {"schema_version": 1, "total": 300, "threads_total": 900}
+        await store([SnapshotRow(HOST, at(1), "processes", processes)])
+        window = {"from": iso(T0), "to": iso(at(120)), "host": HOST}
+
+        # No fields: each type has its defaults, for series and summaries alike.
+        response = await client.get("/api/v1/metrics/cpu", headers=headers, params=window)
+        assert response.status_code == 200, response.text
+        assert response.json()["fields"] == ["percent", "load_average.1m"]
+        response = await client.get(
+            "/api/v1/metrics/processes/summary", headers=headers, params=window
+        )
+        assert response.status_code == 200, response.text
+        stats = response.json()["fields"]
+        assert list(stats) == ["total", "threads_total"] and stats["total"]["max"] == 300
+
+        # A misspelled field is refused with the valid ones, never answered with nulls.
+        error = assert_error(
+            await client.get(
+                "/api/v1/metrics/cpu", headers=headers, params={**window, "fields": "percnt"}
+            ),
+            422,
+            "validation_failed",
+        )
+        assert "percnt" in error["message"] and "fields=percent" in error["message"]
+        listed = " ".join(detail["message"] for detail in error["details"])
+        assert "load_average.1m" in listed and "per_core.<n>" in listed
+        # The example in the message is one of that type's fields.
+        error = assert_error(
+            await client.get(
+                "/api/v1/metrics/processes/summary",
+                headers=headers,
+                params={**window, "fields": "percent"},
+            ),
+            422,
+        )
+        assert "fields=total" in error["message"] and "percent," not in error["message"]
+        listed = " ".join(detail["message"] for detail in error["details"])
+        assert "by_status.<status>" in listed and "top_cpu.<n>.cpu_percent" in listed
+        error = assert_error(
+            await client.get(
+                "/api/v1/metrics/memory", headers=headers, params={**window, "fields": "a;b"}
+            ),
+            422,
+        )
+        assert "fields=virtual.percent,swap.percent" in error["message"]
+        # Strings are not numeric fields; dynamic keys and indexes are.
+        assert_error(
+            await client.get(
+                "/api/v1/metrics/system", headers=headers, params={**window, "fields": "os"}
+            ),
+            422,
+        )
+        for path, fields in [
+            ("/api/v1/metrics/disk", "io.sda.read_bytes_per_s,usage.0.percent"),
+            ("/api/v1/metrics/cpu", "per_core.3,times_percent.steal"),
+        ]:
+            response = await client.get(path, headers=headers, params={**window, "fields": fields})
+            assert response.status_code == 200, response.text
+
+
+async def test_hostless_queries_default_to_this_servers_host(
+    api_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    own = unique_name("own")
+    monkeypatch.setenv("PERFWATCH_HOSTNAME", own)
+    async with running_app(api_settings) as app, client_of(app) as client:
+        headers = await viewer_headers(api_settings)
+        # `perfwatch seed` writes a second host beside the server's own.
+        await ramp(own, seconds=3)
+        await ramp(f"{own}-demo", seconds=5)
+        window = {"from": iso(T0), "to": iso(at(120))}
+        response = await client.get("/api/v1/metrics/cpu/summary", headers=headers, params=window)
+        assert response.status_code == 200, response.text
+        assert response.json()["host"] == own and response.json()["count"] == 3
+        response = await client.get("/api/v1/metrics/latest?type=cpu", headers=headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["host"] == own
+        # Another host asked for by name.
+        response = await client.get(
+            "/api/v1/metrics/cpu/summary", headers=headers, params={**window, "host": f"{own}-demo"}
+        )
+        assert response.json()["count"] == 5
+
+        # This server's host has no data: the only host, else a 422 naming them.
+        monkeypatch.setenv("PERFWATCH_HOSTNAME", unique_name("elsewhere"))
+        error = assert_error(
+            await client.get("/api/v1/metrics/cpu/summary", headers=headers, params=window),
+            422,
+            "validation_failed",
+        )
+        assert own in error["message"] and "host=" in error["message"]
+        monkeypatch.setenv("PERFWATCH_HOSTNAME", f"{own}-demo")
+        response = await client.get("/api/v1/metrics/cpu/summary", headers=headers, params=window)
+        assert response.json()["host"] == f"{own}-demo"
+
+
+async def test_series_and_summaries_carry_no_float_noise(api_settings: Settings) -> None:
+    async with running_app(api_settings) as app, client_of(app) as client:
+        headers = await viewer_headers(api_settings)
+        # 0.1 + 0.2 is 0.30000000000000004 in binary floating point: without rounding the
+        # average would be 0.15000000000000002.
+        await store([cpu(HOST, 0, 0.1), cpu(HOST, 1, 0.2)])
+        window = {"from": iso(T0), "to": iso(at(3)), "host": HOST, "fields": "percent"}
+        summary = (
+            await client.get("/api/v1/metrics/cpu/summary", headers=headers, params=window)
+        ).json()
+        assert summary["fields"]["percent"]["avg"] == 0.15
+        assert summary["fields"]["percent"]["p95"] == 0.195
+        for step in ("1s", "1h"):  # from snapshots, and from per-minute totals
+            series = (
+                await client.get(
+                    "/api/v1/metrics/cpu", headers=headers, params={**window, "step": step}
+                )
+            ).json()
+            averages = [bucket["fields"]["percent"]["avg"] for bucket in series["buckets"]]
+            assert averages == ([0.1, 0.2] if step == "1s" else [0.15]), series
 
 
 # ----- live stream ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 
 from perfwatch.config import Settings
 from perfwatch.contract.metrics import SnapshotRow
-from perfwatch.metrics.repository import SnapshotRepository
+from perfwatch.metrics.ingest import SnapshotIngest
 from perfwatch.models import UserRole
 from tests.support.api import (
     add_user,
@@ -41,7 +41,7 @@ async def test_with_redis_stopped_reads_go_on_and_unsafe_writes_answer_503(
     async with running_app(settings) as app, client_of(app) as client:
         account = await add_user(UserRole.VIEWER, password="correct horse battery staple")
         async with app_session() as session:
-            await SnapshotRepository(session).bulk_insert_ignore_conflicts(
+            await SnapshotIngest(session).bulk_insert_ignore_conflicts(
                 [SnapshotRow("db-host", datetime.now(UTC), "cpu", {"percent": 12.5})]
             )
         tokens = (await login(client, account.username, account.password)).json()

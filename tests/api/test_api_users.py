@@ -83,12 +83,12 @@ async def test_users_crud(api_settings: Settings) -> None:
         assert page["total"] == 3 and len(page["items"]) == 2 and page["has_more"]
         error = assert_error(
             await client.get("/api/v1/users", headers=headers, params={"sort": "password_hash"}),
-            400,
-            "invalid_query",
+            422,
+            "validation_failed",
         )
         assert "username, created_at, last_login_at" in error["message"]
         error = assert_error(
-            await client.get("/api/v1/users", headers=headers, params={"colour": "red"}), 400
+            await client.get("/api/v1/users", headers=headers, params={"colour": "red"}), 422
         )
         assert "colour" in error["message"]
         assert_error(await client.get("/api/v1/users", headers=headers, params={"limit": 0}), 422)

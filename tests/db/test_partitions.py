@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -22,9 +23,16 @@ from perfwatch.db.partitions import (
     list_snapshot_partitions,
     partition_name_for,
 )
+from perfwatch.metrics.ingest import SnapshotIngest
 from perfwatch.metrics.maintenance import run_maintenance
 from perfwatch.metrics.repository import SnapshotRepository
 from tests.support.helpers import closed_postgres_url, make_settings
+
+
+async def insert(owner: Any, rows: list[SnapshotRow]) -> int:
+    """Store ``rows`` through the ingest path (``owner``: a session or a repository)."""
+    session = getattr(owner, "session", owner)
+    return await SnapshotIngest(session).bulk_insert_ignore_conflicts(rows)
 
 
 def at(day: date, hour: int = 0, minute: int = 0, second: int = 0, micro: int = 0) -> datetime:
@@ -273,7 +281,7 @@ async def test_rows_across_a_day_boundary_land_in_their_days_partition(
         SnapshotRow("offset", datetime(2031, 3, 11, 1, 30, tzinfo=plus_two), "cpu", {}),
     ]
 
-    assert await SnapshotRepository(pg_session).bulk_insert_ignore_conflicts(rows) == 4
+    assert await insert(pg_session, rows) == 4
 
     placed = {host: table for (host, _time), table in (await partition_of_rows(pg_session)).items()}
     assert placed == {
@@ -292,12 +300,12 @@ async def test_rows_far_in_the_past_and_future_go_to_the_default_partition(
         SnapshotRow("future", at(date(2099, 12, 31), 23, 59, 59), "cpu", {"v": 2}),
     ]
 
-    assert await SnapshotRepository(pg_session).bulk_insert_ignore_conflicts(rows) == 2
+    assert await insert(pg_session, rows) == 2
 
     placed = {host: table for (host, _time), table in (await partition_of_rows(pg_session)).items()}
     assert placed == {"old": DEFAULT_PARTITION, "future": DEFAULT_PARTITION}
     # Replays are still caught there.
-    assert await SnapshotRepository(pg_session).bulk_insert_ignore_conflicts(rows) == 0
+    assert await insert(pg_session, rows) == 0
 
 
 async def test_a_new_partition_adopts_the_rows_stranded_in_default(
@@ -313,7 +321,7 @@ async def test_a_new_partition_adopts_the_rows_stranded_in_default(
         SnapshotRow("day-before", at(day) - timedelta(microseconds=1), "cpu", {}),
         SnapshotRow("day-after", at(day + timedelta(days=1)), "cpu", {}),
     ]
-    assert await repo.bulk_insert_ignore_conflicts(stranded + neighbours) == 26
+    assert await insert(repo, stranded + neighbours) == 26
     before = (
         await pg_session.execute(
             text("SELECT id, host, captured_at, metric_data FROM metric_snapshots ORDER BY id")
@@ -343,12 +351,12 @@ async def test_an_adopted_partition_keeps_working_like_any_other(pg_session: Asy
     repo = SnapshotRepository(pg_session)
     day = date(2099, 1, 1)
     first = [SnapshotRow("a", at(day, 12), "cpu", {"v": 1})]
-    await repo.bulk_insert_ignore_conflicts(first)
+    await insert(repo, first)
     await ensure_snapshot_partitions(pg_session, today=day, days_behind=0, days_ahead=0)
 
     # The unique constraint reached the moved rows, and new rows get fresh ids.
-    assert await repo.bulk_insert_ignore_conflicts(first) == 0
-    assert await repo.bulk_insert_ignore_conflicts([SnapshotRow("b", at(day, 13), "cpu", {})]) == 1
+    assert await insert(repo, first) == 0
+    assert await insert(repo, [SnapshotRow("b", at(day, 13), "cpu", {})]) == 1
     result = await pg_session.execute(
         text("SELECT id, tableoid::regclass::text FROM metric_snapshots ORDER BY id")
     )

@@ -13,7 +13,7 @@ from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from perfwatch.config_store.repository import ConfigRepository
-from perfwatch.errors import ConflictError, InvalidQueryError, NotFoundError
+from perfwatch.errors import ConflictError, NotFoundError, ValidationFailedError
 from perfwatch.kit.repository import MAX_PAGE_SIZE
 from perfwatch.models import User, UserRole
 from perfwatch.users.repository import UserRepository
@@ -139,7 +139,7 @@ async def test_list_of_an_empty_table(session: AsyncSession) -> None:
 async def test_list_refuses_bad_limit_and_offset(
     session: AsyncSession, limit: int, offset: int, message: str
 ) -> None:
-    with pytest.raises(InvalidQueryError, match=message):
+    with pytest.raises(ValidationFailedError, match=message):
         await UserRepository(session).list(limit=limit, offset=offset)
 
 
@@ -216,7 +216,7 @@ async def test_filter_in(session: AsyncSession) -> None:
 
 @pytest.mark.parametrize("value", ["ann", 5, None])
 async def test_filter_in_needs_a_list(session: AsyncSession, value: Any) -> None:
-    with pytest.raises(InvalidQueryError, match="needs a list"):
+    with pytest.raises(ValidationFailedError, match="needs a list"):
         await UserRepository(session).list(filters={"username__in": value})
 
 
@@ -282,7 +282,7 @@ async def test_filter_isnull(session: AsyncSession) -> None:
 async def test_unknown_filter_field_names_the_allowed_fields(session: AsyncSession) -> None:
     repo = UserRepository(session)
 
-    with pytest.raises(InvalidQueryError) as caught:
+    with pytest.raises(ValidationFailedError) as caught:
         await repo.list(filters={"password_hash": "x"})
 
     message = str(caught.value)
@@ -292,7 +292,7 @@ async def test_unknown_filter_field_names_the_allowed_fields(session: AsyncSessi
 
 
 async def test_unknown_filter_operator_names_the_allowed_operators(session: AsyncSession) -> None:
-    with pytest.raises(InvalidQueryError) as caught:
+    with pytest.raises(ValidationFailedError) as caught:
         await UserRepository(session).list(filters={"username__startswith": "a"})
 
     message = str(caught.value)
@@ -304,9 +304,9 @@ async def test_unknown_filter_operator_names_the_allowed_operators(session: Asyn
 async def test_count_and_exists_validate_filters_too(session: AsyncSession) -> None:
     repo = UserRepository(session)
 
-    with pytest.raises(InvalidQueryError, match="allowed"):
+    with pytest.raises(ValidationFailedError, match="allowed"):
         await repo.count(filters={"secret": 1})
-    with pytest.raises(InvalidQueryError, match="allowed"):
+    with pytest.raises(ValidationFailedError, match="allowed"):
         await repo.exists(password_hash="x")
 
 
@@ -368,7 +368,7 @@ async def test_sort_ties_are_broken_by_id_so_pages_never_repeat_or_skip(
 
 
 async def test_bad_sort_field_names_the_allowed_fields(session: AsyncSession) -> None:
-    with pytest.raises(InvalidQueryError) as caught:
+    with pytest.raises(ValidationFailedError) as caught:
         await UserRepository(session).list(sort="-password_hash")
 
     message = str(caught.value)
@@ -441,7 +441,7 @@ async def test_update_with_an_unknown_field_changes_nothing(session: AsyncSessio
     repo = UserRepository(session)
     alice = await repo.create(**user_values("alice"))
 
-    with pytest.raises(InvalidQueryError, match="User has no field"):
+    with pytest.raises(ValidationFailedError, match="User has no field"):
         await repo.update(alice, full_name="Changed", nickname="ally")
 
     stored = await reload(session, repo, alice.id)
@@ -536,9 +536,9 @@ async def test_soft_delete_is_refused_for_models_without_it(session: AsyncSessio
     repo = ConfigRepository(session)
     entry = await repo.create(key="k", value=1)
 
-    with pytest.raises(InvalidQueryError, match="does not support soft delete"):
+    with pytest.raises(ValidationFailedError, match="does not support soft delete"):
         await repo.soft_delete(entry)
-    with pytest.raises(InvalidQueryError, match="does not support soft delete"):
+    with pytest.raises(ValidationFailedError, match="does not support soft delete"):
         await repo.restore(entry)
     assert await repo.get("k") is not None
 

@@ -21,14 +21,15 @@ from perfwatch.contract.metrics import (
     encode_snapshot,
     latest_key,
 )
-from perfwatch.errors import InvalidQueryError, NotFoundError
-from perfwatch.metrics.repository import SnapshotRepository, validate_fields
+from perfwatch.errors import NotFoundError, ValidationFailedError
+from perfwatch.metrics.buckets import bucket_count, choose_step
+from perfwatch.metrics.fields import DEFAULT_FIELDS, resolve_fields
+from perfwatch.metrics.ingest import SnapshotIngest
 from perfwatch.metrics.service import (
     LatestLookupStats,
     MetricsService,
     UnknownMetricTypeError,
-    bucket_count,
-    choose_step,
+    read_latest,
 )
 from tests.support.services import free_port
 
@@ -41,7 +42,7 @@ def at(seconds: float) -> datetime:
 
 
 async def insert(session: AsyncSession, rows: list[SnapshotRow]) -> None:
-    await SnapshotRepository(session).bulk_insert_ignore_conflicts(rows)
+    await SnapshotIngest(session).bulk_insert_ignore_conflicts(rows)
 
 
 async def ramp(session: AsyncSession, seconds: int = 600, host: str = HOST) -> None:
@@ -134,9 +135,10 @@ async def test_series_ignores_missing_and_non_numeric_values(session: AsyncSessi
     await insert(session, [SnapshotRow(HOST, at(i), "cpu", doc) for i, doc in enumerate(documents)])
 
     series = await service(session).series(
-        HOST, "cpu", T0, at(60), ["percent", "absent.path"], step=timedelta(minutes=1)
+        HOST, "cpu", T0, at(60), ["percent", "load_average.1m"], step=timedelta(minutes=1)
     )
-    summary = await service(session).summary(HOST, "cpu", T0, at(60), ["percent", "absent.path"])
+    fields = ["percent", "load_average.1m"]
+    summary = await service(session).summary(HOST, "cpu", T0, at(60), fields)
 
     [bucket] = series.buckets
     assert bucket.count == len(documents)
@@ -145,10 +147,10 @@ async def test_series_ignores_missing_and_non_numeric_values(session: AsyncSessi
         "min": 10,
         "max": 20.5,
     }
-    assert asdict(bucket.fields["absent.path"]) == {"avg": None, "min": None, "max": None}
+    assert asdict(bucket.fields["load_average.1m"]) == {"avg": None, "min": None, "max": None}
     assert summary.count == len(documents)
     assert summary.fields["percent"].count == 2
-    assert summary.fields["absent.path"].model_dump() == {
+    assert summary.fields["load_average.1m"].model_dump() == {
         "count": 0,
         "min": None,
         "avg": None,
@@ -194,35 +196,41 @@ async def test_invalid_field_paths_are_rejected(session: AsyncSession, field: st
     await ramp(session, 5)
     metrics = service(session)
 
-    with pytest.raises(InvalidQueryError, match=r"field|nested"):
+    with pytest.raises(ValidationFailedError, match=r"field|nested"):
         await metrics.series(HOST, "cpu", T0, at(60), [field])
-    with pytest.raises(InvalidQueryError):
+    with pytest.raises(ValidationFailedError):
         await metrics.summary(HOST, "cpu", T0, at(60), ["percent", field])
     # The table is still there and intact.
     assert (await metrics.raw(HOST, "cpu", T0, at(60))).items
 
 
 def test_field_list_rules() -> None:
-    assert validate_fields(["percent", "virtual.percent", "percent"]) == [
+    assert resolve_fields("cpu", ["percent", "load_average.1m", "percent"]) == [
         "percent",
-        "virtual.percent",
+        "load_average.1m",
     ]
-    assert validate_fields("percent") == ["percent"]
-    with pytest.raises(InvalidQueryError, match="at least one"):
-        validate_fields([])
-    with pytest.raises(InvalidQueryError, match="at most 20"):
-        validate_fields([f"f{i}" for i in range(21)])
+    assert resolve_fields("memory", []) == ["virtual.percent", "swap.percent"]
+    with pytest.raises(ValidationFailedError, match="no default fields"):
+        resolve_fields("custom", [])
+    assert resolve_fields("custom", ["anything.0"]) == ["anything.0"]  # no schema to check
+    with pytest.raises(ValidationFailedError, match="at most 20"):
+        resolve_fields("cpu", [f"per_core.{i}" for i in range(21)])
+
+
+def test_every_default_field_is_a_numeric_field_of_its_type() -> None:
+    for metric_type, fields in DEFAULT_FIELDS.items():
+        assert resolve_fields(metric_type, list(fields)) == list(fields)
 
 
 async def test_series_rejects_bad_ranges_and_limits(session: AsyncSession) -> None:
     metrics = service(session)
-    with pytest.raises(InvalidQueryError, match="before"):
+    with pytest.raises(ValidationFailedError, match="before"):
         await metrics.series(HOST, "cpu", at(60), at(60), ["percent"])
-    with pytest.raises(InvalidQueryError, match="timezone"):
+    with pytest.raises(ValidationFailedError, match="timezone"):
         await metrics.series(HOST, "cpu", datetime(2024, 1, 1), at(60), ["percent"])
-    with pytest.raises(InvalidQueryError, match="max_points"):
+    with pytest.raises(ValidationFailedError, match="max_points"):
         await metrics.series(HOST, "cpu", T0, at(60), ["percent"], max_points=0)
-    with pytest.raises(InvalidQueryError, match="step"):
+    with pytest.raises(ValidationFailedError, match="step"):
         await metrics.series(HOST, "cpu", T0, at(60), ["percent"], step=timedelta(0))
 
 
@@ -298,9 +306,9 @@ async def test_raw_pages_through_the_range(session: AsyncSession) -> None:
 
     assert [i.data["percent"] for p in (first, second, third) for i in p.items] == list(range(7))
     assert third.next_cursor is None
-    with pytest.raises(InvalidQueryError, match="limit"):
+    with pytest.raises(ValidationFailedError, match="limit"):
         await metrics.raw(HOST, "cpu", T0, at(7), limit=1001)
-    with pytest.raises(InvalidQueryError, match="cursor"):
+    with pytest.raises(ValidationFailedError, match="cursor"):
         await metrics.raw(HOST, "cpu", T0, at(7), cursor="garbage!")
 
 
@@ -314,7 +322,7 @@ async def test_unknown_host_gives_empty_results(session: AsyncSession) -> None:
     summary = await metrics.summary("nobody", "cpu", T0, at(60), ["percent"])
     assert summary.count == 0
     assert summary.fields["percent"].p95 is None
-    assert await metrics.latest("nobody", "cpu") == (None, "database")
+    assert await metrics.latest("nobody", "cpu") is None
 
 
 async def test_unknown_metric_type_lists_the_known_ones(session: AsyncSession) -> None:
@@ -328,7 +336,6 @@ async def test_unknown_metric_type_lists_the_known_ones(session: AsyncSession) -
     assert isinstance(info.value, NotFoundError)
     assert info.value.known == [*METRIC_TYPES, "gpu"]
     for call in (
-        metrics.latest(HOST, "nope"),
         metrics.raw(HOST, "nope", T0, at(60)),
         metrics.summary(HOST, "nope", T0, at(60), ["percent"]),
     ):
@@ -336,6 +343,9 @@ async def test_unknown_metric_type_lists_the_known_ones(session: AsyncSession) -
             await call
     # A type that is stored but not one of the sampler's is accepted.
     assert (await metrics.summary(HOST, "gpu", T0, at(60), ["percent"])).count == 1
+    # /metrics/latest checks the type once, before anything else.
+    with pytest.raises(UnknownMetricTypeError):
+        await read_latest(session, MemoryCache(), HOST, "nope")
 
 
 # ----- hosts and types ------------------------------------------------------------------------
@@ -368,7 +378,9 @@ async def test_latest_from_the_database_then_the_memory_cache(session: AsyncSess
     cache = MemoryCache()
     metrics = service(session, cache)
 
-    snapshot, source = await metrics.latest(HOST, "cpu")
+    snapshot = await metrics.latest_decoded(HOST, "cpu")
+
+    source = snapshot.source if snapshot else None
     assert source == "database"
     assert snapshot is not None
     assert (snapshot.captured_at, snapshot.data["percent"], snapshot.source) == (
@@ -380,7 +392,8 @@ async def test_latest_from_the_database_then_the_memory_cache(session: AsyncSess
 
     newer = SnapshotRow(HOST, at(10), "cpu", {"schema_version": 1, "percent": 55.5})
     await cache.set(latest_key(HOST, "cpu"), cache_message(encode_snapshot(newer)), 10)
-    snapshot, source = await metrics.latest(HOST, "cpu")
+    snapshot = await metrics.latest_decoded(HOST, "cpu")
+    source = snapshot.source if snapshot else None
     assert source == "cache"
     assert snapshot is not None
     assert snapshot.model_dump() == {
@@ -400,7 +413,7 @@ async def test_latest_with_real_redis(session: AsyncSession, redis_url: str) -> 
     await insert(session, [SnapshotRow(host, at(0), "memory", {"virtual": {"percent": 3.0}})])
     try:
         metrics = service(session, cache)
-        assert (await metrics.latest(host, "memory"))[1] == "database"
+        assert (await metrics.latest_decoded(host, "memory")).source  # type: ignore[union-attr] == "database"
         await cache.set(
             latest_key(host, "memory"),
             cache_message(
@@ -408,7 +421,8 @@ async def test_latest_with_real_redis(session: AsyncSession, redis_url: str) -> 
             ),
             10,
         )
-        snapshot, source = await metrics.latest(host, "memory")
+        snapshot = await metrics.latest_decoded(host, "memory")
+        source = snapshot.source if snapshot else None
         assert source == "cache"
         assert snapshot is not None and snapshot.data == {"virtual": {"percent": 4.0}}
         assert metrics.stats.as_dict() == {"hits": 1, "misses": 1, "errors": 0}
@@ -422,7 +436,8 @@ async def test_latest_falls_back_to_the_database_when_redis_is_down(session: Asy
     cache = RedisCache(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
     try:
         metrics = service(session, cache)
-        snapshot, source = await metrics.latest(HOST, "cpu")
+        snapshot = await metrics.latest_decoded(HOST, "cpu")
+        source = snapshot.source if snapshot else None
     finally:
         await cache.close()
 
@@ -437,12 +452,12 @@ async def test_latest_ignores_an_unreadable_cache_entry(session: AsyncSession) -
     await cache.set(latest_key(HOST, "cpu"), "{not json", 10)
     metrics = service(session, cache)
 
-    assert (await metrics.latest(HOST, "cpu"))[1] == "database"
+    assert (await metrics.latest_decoded(HOST, "cpu")).source  # type: ignore[union-attr] == "database"
     assert metrics.stats.errors == 1
 
 
 async def test_latest_without_a_cache(session: AsyncSession) -> None:
     await ramp(session, 3)
-    snapshot, source = await service(session, None).latest(HOST, "memory")
-    assert source == "database" and snapshot is not None
+    snapshot = await service(session, None).latest_decoded(HOST, "memory")
+    assert snapshot is not None and snapshot.source == "database"
     assert snapshot.data == {"schema_version": 1, "virtual": {"percent": 4.0}}

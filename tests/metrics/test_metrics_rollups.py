@@ -22,14 +22,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from perfwatch.contract.metrics import SnapshotRow, encode_snapshot
 from perfwatch.db.engine import build_engine
 from perfwatch.db.session import make_sessionmaker, unit_of_work
+from perfwatch.metrics.buckets import epoch_seconds
+from perfwatch.metrics.ingest import SnapshotIngest
 from perfwatch.metrics.maintenance import run_maintenance
-from perfwatch.metrics.repository import Bucket, SnapshotRepository
+from perfwatch.metrics.records import Bucket, FieldTotals, MinuteTotals
+from perfwatch.metrics.repository import SnapshotRepository
 from perfwatch.metrics.rollups import (
     JOIN_GAP_SECONDS,
     MAX_RAW_READS,
     SETTLE_SECONDS,
     RollupRepository,
-    epoch_seconds,
     missing_runs,
 )
 from perfwatch.metrics.service import LatestLookupStats, MetricsService
@@ -38,6 +40,8 @@ from perfwatch.sampler.spool import Spool
 from perfwatch.sampler.writer import COPY_MIN_ROWS, SnapshotWriter
 from tests.support.helpers import make_settings
 
+# One minute with one snapshot whose one field is 5.
+FIVE = MinuteTotals(1, (FieldTotals(1, 5.0, 5.0, 5.0),))
 HOST = "rollup-host"
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)  # long settled: every whole minute may roll up
 LONG_AFTER = T0 + timedelta(days=2)
@@ -142,7 +146,7 @@ async def test_rollups_give_the_same_series_as_the_snapshots_on_random_data(
     session: AsyncSession,
 ) -> None:
     rng = random.Random(20261127)
-    await SnapshotRepository(session).bulk_insert_ignore_conflicts(random_rows(rng, 240))
+    await SnapshotIngest(session).bulk_insert_ignore_conflicts(random_rows(rng, 240))
 
     # Cold, then overlapping (runs missing on both sides), then repeated (warm), with
     # unaligned ends, several widths and field sets (a new field makes stored minutes missing).
@@ -168,7 +172,7 @@ async def test_the_service_serves_minutes_from_the_rollups(session: AsyncSession
     rng = random.Random(7)
     # No empty minute: a run of missing minutes is recomputed, and so are the stored minutes
     # a joined query crosses (fresher values win).
-    await SnapshotRepository(session).bulk_insert_ignore_conflicts(
+    await SnapshotIngest(session).bulk_insert_ignore_conflicts(
         [SnapshotRow(HOST, at(s), "cpu", random_document(rng)) for s in range(1800)]
     )
     service = MetricsService(session, None, stats=LatestLookupStats())
@@ -195,7 +199,7 @@ async def test_only_settled_minutes_with_snapshots_are_stored(session: AsyncSess
         for minute in (0, 1, 3, 4, 5, 6, 7, 8, 9)  # minute 2 holds nothing
         for second in (0, 20.5, 59.999)
     ]
-    await SnapshotRepository(session).bulk_insert_ignore_conflicts(rows)
+    await SnapshotIngest(session).bulk_insert_ignore_conflicts(rows)
     now = at(10 * 60 + 5)  # minutes 8 and 9 end less than SETTLE_SECONDS before now
 
     buckets = await both_ways(session, at(0), at(10 * 60), 60, ["percent"], now=now)
@@ -210,7 +214,7 @@ async def test_only_settled_minutes_with_snapshots_are_stored(session: AsyncSess
 async def test_a_minute_without_numbers_is_stored_as_a_count_of_zero(
     session: AsyncSession,
 ) -> None:
-    await SnapshotRepository(session).bulk_insert_ignore_conflicts(
+    await SnapshotIngest(session).bulk_insert_ignore_conflicts(
         [SnapshotRow(HOST, at(s), "cpu", {"percent": "busy"}) for s in range(0, 60, 10)]
     )
     [bucket] = await both_ways(session, at(0), at(60), 60, ["percent"])
@@ -225,18 +229,14 @@ async def test_a_minute_without_numbers_is_stored_as_a_count_of_zero(
 async def test_widths_that_are_not_whole_minutes_read_the_snapshots_only(
     session: AsyncSession,
 ) -> None:
-    await SnapshotRepository(session).bulk_insert_ignore_conflicts(
-        random_rows(random.Random(3), 20)
-    )
+    await SnapshotIngest(session).bulk_insert_ignore_conflicts(random_rows(random.Random(3), 20))
     for step in (1, 30, 90):
         await both_ways(session, at(0), at(1200), step, ["percent"])
     assert await stored_minutes(session) == {}
 
 
 async def test_a_refused_rollup_write_does_not_fail_the_series(session: AsyncSession) -> None:
-    await SnapshotRepository(session).bulk_insert_ignore_conflicts(
-        random_rows(random.Random(5), 20)
-    )
+    await SnapshotIngest(session).bulk_insert_ignore_conflicts(random_rows(random.Random(5), 20))
     postgres = session.get_bind().dialect.name == "postgresql"
     # A read-only replica (PostgreSQL), a read-only connection (SQLite).
     await session.execute(
@@ -332,7 +332,7 @@ async def test_a_replayed_spool_reaches_minutes_already_rolled_up(
     gap = range(210, 210 + late_rows)
     total = -(-(210 + late_rows + 300) // 60) * 60  # whole minutes
     async with unit_of_work(database.sessions) as session:
-        await SnapshotRepository(session).bulk_insert_ignore_conflicts(
+        await SnapshotIngest(session).bulk_insert_ignore_conflicts(
             [second(n) for n in range(total) if n not in gap]
         )
     end = base + timedelta(seconds=total)
@@ -378,7 +378,7 @@ async def test_live_batches_issue_no_rollup_delete(database: Database, tmp_path:
 async def test_forget_late_deletes_the_minutes_of_late_rows_only(session: AsyncSession) -> None:
     now = at(3600)
     rollups = RollupRepository(session)
-    minutes = {epoch_seconds(T0) + m * 60: (1, 1, 5.0, 5.0, 5.0) for m in range(60)}
+    minutes = {epoch_seconds(T0) + m * 60: FIVE for m in range(60)}
     assert await rollups.store(HOST, "cpu", ["percent"], minutes)
     assert await rollups.store("other-host", "cpu", ["percent"], minutes)
 
@@ -410,7 +410,7 @@ async def test_invalidation_waits_for_a_reader_that_may_store_rollups(database: 
         await asyncio.sleep(0.3)
         assert not invalidation.done()
         assert await RollupRepository(reader).store(
-            HOST, "cpu", ["percent"], {epoch_seconds(T0): (1, 1, 5.0, 5.0, 5.0)}
+            HOST, "cpu", ["percent"], {epoch_seconds(T0): FIVE}
         )
     assert await asyncio.wait_for(invalidation, 10) == 1
     assert await database.rollup_minutes() == {}
@@ -420,7 +420,7 @@ async def test_invalidation_waits_for_a_reader_that_may_store_rollups(database: 
 async def test_rollups_older_than_the_oldest_snapshot_are_pruned(session: AsyncSession) -> None:
     repository = SnapshotRepository(session)
     for host in (HOST, "gone-host"):
-        await repository.bulk_insert_ignore_conflicts(
+        await SnapshotIngest(repository.session).bulk_insert_ignore_conflicts(
             [SnapshotRow(host, at(s), "cpu", {"percent": s}) for s in range(0, 600, 5)]
         )
         await both_ways(session, at(0), at(600), 60, ["percent"], host=host)
@@ -445,7 +445,7 @@ async def test_rollups_older_than_the_oldest_snapshot_are_pruned(session: AsyncS
 async def test_the_maintenance_loop_prunes_rollups(database: Database) -> None:
     base = minute_start(datetime.now(UTC) - timedelta(hours=1))
     async with unit_of_work(database.sessions) as session:
-        await SnapshotRepository(session).bulk_insert_ignore_conflicts(
+        await SnapshotIngest(session).bulk_insert_ignore_conflicts(
             [
                 SnapshotRow(HOST, base + timedelta(seconds=s), "cpu", {"percent": s})
                 for s in range(600)

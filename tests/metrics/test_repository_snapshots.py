@@ -11,17 +11,22 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from perfwatch.errors import InvalidQueryError
+from perfwatch.contract.metrics import SnapshotRow
+from perfwatch.errors import ValidationFailedError
 from perfwatch.kit.repository import MAX_PAGE_SIZE
-from perfwatch.metrics.repository import (
-    SnapshotRepository,
-    SnapshotRow,
-    decode_cursor,
-    encode_cursor,
-)
+from perfwatch.metrics.ingest import SnapshotIngest
+from perfwatch.metrics.repository import SnapshotRepository, decode_cursor, encode_cursor
+from perfwatch.metrics.service import MetricsService
 from perfwatch.models import MetricSnapshot
 
 T0 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+
+
+async def insert(owner: Any, rows: list[SnapshotRow]) -> int:
+    """Store ``rows`` through the ingest path (``owner``: a session or a repository)."""
+    session = getattr(owner, "session", owner)
+    return await SnapshotIngest(session).bulk_insert_ignore_conflicts(rows)
 
 
 def row(
@@ -65,7 +70,7 @@ async def test_bulk_insert_returns_the_number_inserted_and_stores_the_rows(
     repo = SnapshotRepository(session)
     batch = [row(seconds=0), row(seconds=1), row("web-2", "memory", 0, {"used": 10})]
 
-    inserted = await repo.bulk_insert_ignore_conflicts(batch)
+    inserted = await insert(repo, batch)
 
     assert inserted == 3
     rows = await stored(session)
@@ -83,9 +88,9 @@ async def test_replaying_a_batch_inserts_nothing_and_duplicates_nothing(
 ) -> None:
     repo = SnapshotRepository(session)
     batch = [row(seconds=s) for s in range(5)]
-    assert await repo.bulk_insert_ignore_conflicts(batch) == 5
+    assert await insert(repo, batch) == 5
 
-    assert await repo.bulk_insert_ignore_conflicts(batch) == 0
+    assert await insert(repo, batch) == 0
 
     for item in batch:
         assert await count_key(session, item.host, item.metric_type, item.captured_at) == 1
@@ -94,19 +99,19 @@ async def test_replaying_a_batch_inserts_nothing_and_duplicates_nothing(
 
 async def test_replay_keeps_the_first_document(session: AsyncSession) -> None:
     repo = SnapshotRepository(session)
-    await repo.bulk_insert_ignore_conflicts([row(data={"version": 1})])
+    await insert(repo, [row(data={"version": 1})])
 
-    assert await repo.bulk_insert_ignore_conflicts([row(data={"version": 2})]) == 0
+    assert await insert(repo, [row(data={"version": 2})]) == 0
 
     assert [r.metric_data for r in await stored(session)] == [{"version": 1}]
 
 
 async def test_mixed_batch_inserts_only_the_new_rows(session: AsyncSession) -> None:
     repo = SnapshotRepository(session)
-    await repo.bulk_insert_ignore_conflicts([row(seconds=0), row(seconds=1)])
+    await insert(repo, [row(seconds=0), row(seconds=1)])
 
     mixed = [row(seconds=0), row(seconds=1), row(seconds=2), row("web-2"), row(metric_type="disk")]
-    inserted = await repo.bulk_insert_ignore_conflicts(mixed)
+    inserted = await insert(repo, mixed)
 
     assert inserted == 3
     assert len(await stored(session)) == 5
@@ -117,7 +122,7 @@ async def test_mixed_batch_inserts_only_the_new_rows(session: AsyncSession) -> N
 async def test_duplicates_inside_one_batch_are_stored_once(session: AsyncSession) -> None:
     repo = SnapshotRepository(session)
 
-    inserted = await repo.bulk_insert_ignore_conflicts([row(), row(), row(seconds=1)])
+    inserted = await insert(repo, [row(), row(), row(seconds=1)])
 
     assert inserted == 2
     assert await count_key(session, "web-1", "cpu", T0) == 1
@@ -125,12 +130,10 @@ async def test_duplicates_inside_one_batch_are_stored_once(session: AsyncSession
 
 async def test_the_same_instant_in_another_zone_is_a_duplicate(session: AsyncSession) -> None:
     repo = SnapshotRepository(session)
-    await repo.bulk_insert_ignore_conflicts([row()])
+    await insert(repo, [row()])
     in_plus_five = T0.astimezone(timezone(timedelta(hours=5)))
 
-    inserted = await repo.bulk_insert_ignore_conflicts(
-        [SnapshotRow("web-1", in_plus_five, "cpu", {"value": 0})]
-    )
+    inserted = await insert(repo, [SnapshotRow("web-1", in_plus_five, "cpu", {"value": 0})])
 
     assert inserted == 0
     assert len(await stored(session)) == 1
@@ -139,7 +142,7 @@ async def test_the_same_instant_in_another_zone_is_a_duplicate(session: AsyncSes
 async def test_an_empty_batch_inserts_nothing(session: AsyncSession) -> None:
     repo = SnapshotRepository(session)
 
-    assert await repo.bulk_insert_ignore_conflicts([]) == 0
+    assert await insert(repo, []) == 0
     assert await stored(session) == []
 
 
@@ -148,7 +151,7 @@ async def test_a_naive_captured_at_refuses_the_whole_batch(session: AsyncSession
     naive = SnapshotRow("web-1", datetime(2024, 6, 1, 12, 0), "cpu", {})
 
     with pytest.raises(ValueError, match="timezone-aware"):
-        await repo.bulk_insert_ignore_conflicts([row(seconds=5), naive])
+        await insert(repo, [row(seconds=5), naive])
 
     assert await stored(session) == []
 
@@ -157,7 +160,7 @@ async def test_times_are_stored_as_utc_instants(session: AsyncSession) -> None:
     repo = SnapshotRepository(session)
     local = datetime(2024, 6, 1, 23, 30, 0, 250000, tzinfo=timezone(timedelta(hours=-7)))
 
-    await repo.bulk_insert_ignore_conflicts([SnapshotRow("web-1", local, "cpu", {})])
+    await insert(repo, [SnapshotRow("web-1", local, "cpu", {})])
 
     [snapshot] = await stored(session)
     assert snapshot.captured_at == local
@@ -178,7 +181,7 @@ JSON_DOCUMENTS: list[dict[str, Any]] = [
 async def test_json_documents_round_trip(session: AsyncSession, document: dict[str, Any]) -> None:
     repo = SnapshotRepository(session)
 
-    assert await repo.bulk_insert_ignore_conflicts([row(data=document)]) == 1
+    assert await insert(repo, [row(data=document)]) == 1
 
     [snapshot] = await stored(session)
     assert snapshot.metric_data == document
@@ -200,14 +203,15 @@ async def test_a_large_batch_is_inserted_in_one_call(session: AsyncSession) -> N
     repo = SnapshotRepository(session)
     batch = [row(f"host-{n % 7}", f"type-{n % 3}", n) for n in range(2000)]
 
-    assert await repo.bulk_insert_ignore_conflicts(batch) == 2000
-    assert await repo.bulk_insert_ignore_conflicts(batch[::2]) == 0
+    assert await insert(repo, batch) == 2000
+    assert await insert(repo, batch[::2]) == 0
     assert await repo.count() == 2000
 
 
 # ----- latest / latest_per_type / distinct ---------------------------------------------------
 async def seed_hosts(repo: SnapshotRepository) -> None:
-    await repo.bulk_insert_ignore_conflicts(
+    await insert(
+        repo,
         [
             row("web-1", "cpu", 10),
             row("web-1", "cpu", 30),
@@ -217,7 +221,7 @@ async def seed_hosts(repo: SnapshotRepository) -> None:
             row("web-2", "cpu", 99),
             row("web-2", "network", 1),
             row("db-1", "memory", 77),
-        ]
+        ],
     )
 
 
@@ -307,7 +311,8 @@ async def walk(
     items: list[MetricSnapshot] = []
     pages = 0
     while True:
-        page = await repo.range(cursor=cursor, **arguments)
+        after = None if cursor is None else decode_cursor(cursor)
+        page = await repo.range(after=after, **arguments)
         pages += 1
         items.extend(page.items)
         if page.next_cursor is None:
@@ -322,7 +327,7 @@ async def test_range_walks_every_row_exactly_once(session: AsyncSession) -> None
     # Three hosts sharing each second give ties on captured_at; other types must not leak in.
     batch = [row(host, "cpu", second) for second in range(20) for host in ("a", "b", "c")]
     batch += [row("a", "memory", second) for second in range(20)]
-    await repo.bulk_insert_ignore_conflicts(batch)
+    await insert(repo, batch)
     expected = await stored(session, metric_type="cpu")
 
     items, pages = await walk(
@@ -339,7 +344,7 @@ async def test_range_ties_on_captured_at_are_ordered_by_id(
     session: AsyncSession, limit: int
 ) -> None:
     repo = SnapshotRepository(session)
-    await repo.bulk_insert_ignore_conflicts([row(f"host-{n:02d}") for n in range(10)])
+    await insert(repo, [row(f"host-{n:02d}") for n in range(10)])
 
     items, _pages = await walk(
         repo, metric_type="cpu", start=T0, end=T0 + timedelta(seconds=1), limit=limit
@@ -353,7 +358,7 @@ async def test_range_ties_on_captured_at_are_ordered_by_id(
 
 async def test_range_page_of_exactly_limit_rows_has_no_next_cursor(session: AsyncSession) -> None:
     repo = SnapshotRepository(session)
-    await repo.bulk_insert_ignore_conflicts([row(seconds=s) for s in range(4)])
+    await insert(repo, [row(seconds=s) for s in range(4)])
 
     page = await repo.range(metric_type="cpu", start=T0, end=T0 + timedelta(hours=1), limit=4)
 
@@ -363,9 +368,7 @@ async def test_range_page_of_exactly_limit_rows_has_no_next_cursor(session: Asyn
 
 async def test_range_is_half_open_and_filters_by_host(session: AsyncSession) -> None:
     repo = SnapshotRepository(session)
-    await repo.bulk_insert_ignore_conflicts(
-        [row(host, "cpu", second) for second in range(10) for host in ("a", "b")]
-    )
+    await insert(repo, [row(host, "cpu", second) for second in range(10) for host in ("a", "b")])
 
     page = await repo.range(
         metric_type="cpu", start=T0 + timedelta(seconds=2), end=T0 + timedelta(seconds=5)
@@ -390,7 +393,7 @@ async def test_range_is_half_open_and_filters_by_host(session: AsyncSession) -> 
 
 async def test_range_with_nothing_in_it(session: AsyncSession) -> None:
     repo = SnapshotRepository(session)
-    await repo.bulk_insert_ignore_conflicts([row(seconds=s) for s in range(3)])
+    await insert(repo, [row(seconds=s) for s in range(3)])
 
     page = await repo.range(metric_type="cpu", start=T0 - timedelta(days=1), end=T0)
 
@@ -400,35 +403,37 @@ async def test_range_with_nothing_in_it(session: AsyncSession) -> None:
 
 async def test_range_cursor_is_stable_while_rows_arrive(session: AsyncSession) -> None:
     repo = SnapshotRepository(session)
-    await repo.bulk_insert_ignore_conflicts([row(seconds=s) for s in range(0, 10, 2)])
+    await insert(repo, [row(seconds=s) for s in range(0, 10, 2)])
     window = {"metric_type": "cpu", "start": T0, "end": T0 + timedelta(minutes=1), "limit": 2}
     first = await repo.range(**window)
     assert [s.metric_data["value"] for s in first.items] == [0, 2]
 
     # A row before the cursor is not seen again; rows after it are picked up.
-    await repo.bulk_insert_ignore_conflicts([row(seconds=1), row(seconds=3), row(seconds=20)])
+    await insert(repo, [row(seconds=1), row(seconds=3), row(seconds=20)])
     rest, _pages = await walk(repo, first.next_cursor, **window)
 
     assert [s.metric_data["value"] for s in rest] == [3, 4, 6, 8, 20]
 
 
 async def test_range_argument_errors(session: AsyncSession) -> None:
-    repo = SnapshotRepository(session)
+    """Checked once, by the service; the repository trusts what it is given."""
+    await insert(session, [row()])
+    metrics = MetricsService(session, None)
     end = T0 + timedelta(hours=1)
 
-    with pytest.raises(InvalidQueryError, match="start must be before end"):
-        await repo.range(metric_type="cpu", start=end, end=T0)
-    with pytest.raises(InvalidQueryError, match="start must be before end"):
-        await repo.range(metric_type="cpu", start=T0, end=T0)
-    with pytest.raises(InvalidQueryError, match="timezone-aware"):
-        await repo.range(metric_type="cpu", start=datetime(2024, 6, 1), end=end)
-    with pytest.raises(InvalidQueryError, match="timezone-aware"):
-        await repo.range(metric_type="cpu", start=T0, end=datetime(2030, 1, 1))
+    with pytest.raises(ValidationFailedError, match="from must be before to"):
+        await metrics.raw("web-1", "cpu", end, T0)
+    with pytest.raises(ValidationFailedError, match="from must be before to"):
+        await metrics.raw("web-1", "cpu", T0, T0)
+    with pytest.raises(ValidationFailedError, match="timezone-aware"):
+        await metrics.raw("web-1", "cpu", datetime(2024, 6, 1), end)
+    with pytest.raises(ValidationFailedError, match="timezone-aware"):
+        await metrics.raw("web-1", "cpu", T0, datetime(2030, 1, 1))
     for limit in (0, -5, MAX_PAGE_SIZE + 1):
-        with pytest.raises(InvalidQueryError, match="limit must be between 1 and"):
-            await repo.range(metric_type="cpu", start=T0, end=end, limit=limit)
-    page = await repo.range(metric_type="cpu", start=T0, end=end, limit=MAX_PAGE_SIZE)
-    assert page.items == []
+        with pytest.raises(ValidationFailedError, match="limit must be between 1 and"):
+            await metrics.raw("web-1", "cpu", T0, end, limit=limit)
+    page = await metrics.raw("web-1", "cpu", T0, end, limit=MAX_PAGE_SIZE)
+    assert len(page.items) == 1
 
 
 def b64(raw: str) -> str:
@@ -453,10 +458,10 @@ MALFORMED_CURSORS = [
 @pytest.mark.parametrize("cursor", MALFORMED_CURSORS)
 async def test_range_refuses_a_malformed_cursor(session: AsyncSession, cursor: str) -> None:
     repo = SnapshotRepository(session)
-    await repo.bulk_insert_ignore_conflicts([row()])
+    await insert(repo, [row()])
 
-    with pytest.raises(InvalidQueryError, match="cursor is malformed"):
-        await repo.range(metric_type="cpu", start=T0, end=T0 + timedelta(hours=1), cursor=cursor)
+    with pytest.raises(ValidationFailedError, match="cursor is malformed"):
+        await MetricsService(session, None).raw("web-1", "cpu", T0, T0 + HOUR, cursor=cursor)
 
     # The refusal happens before the database sees anything, so the session is fine.
     assert await repo.count() == 1
@@ -464,7 +469,7 @@ async def test_range_refuses_a_malformed_cursor(session: AsyncSession, cursor: s
 
 async def test_cursor_encoding_round_trips(session: AsyncSession) -> None:
     repo = SnapshotRepository(session)
-    await repo.bulk_insert_ignore_conflicts([row(seconds=1.5)])
+    await insert(repo, [row(seconds=1.5)])
     [snapshot] = await stored(session)
 
     cursor = encode_cursor(snapshot)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from perfwatch.errors import InvalidQueryError
+from perfwatch.errors import ValidationFailedError
 from perfwatch.metrics.timeparse import (
     DEFAULT_MAX_SPAN,
     parse_duration,
@@ -69,12 +69,12 @@ def test_accepted_values(value: str, expected: datetime) -> None:
     ],
 )
 def test_rejected_values_say_what_to_fix(value: str, message: str) -> None:
-    with pytest.raises(InvalidQueryError, match=message):
+    with pytest.raises(ValidationFailedError, match=message):
         parse_time(value, now=NOW, name="from")
 
 
 def test_error_names_the_parameter() -> None:
-    with pytest.raises(InvalidQueryError, match=r"^to='soon'"):
+    with pytest.raises(ValidationFailedError, match=r"^to='soon'"):
         parse_time("soon", now=NOW, name="to")
 
 
@@ -109,13 +109,13 @@ def test_ranges(start: str | None, end: str | None, expected: tuple[datetime, da
     ],
 )
 def test_rejected_ranges(start: str, end: str, message: str) -> None:
-    with pytest.raises(InvalidQueryError, match=message):
+    with pytest.raises(ValidationFailedError, match=message):
         parse_range(start, end, now=NOW)
 
 
 def test_span_cap_is_configurable() -> None:
     assert timedelta(days=400) == DEFAULT_MAX_SPAN
-    with pytest.raises(InvalidQueryError, match="maximum of 7 days"):
+    with pytest.raises(ValidationFailedError, match="maximum of 7 days"):
         parse_range("-8d", "now", now=NOW, max_span=timedelta(days=7))
     assert parse_range("-7d", None, now=NOW, max_span=timedelta(days=7))[0] == NOW - timedelta(
         days=7
@@ -158,5 +158,5 @@ def test_durations(value: str | int, seconds: int) -> None:
     "value", ["0s", "0", 0, -5, "-5m", "1x", "", "5 m", "1.5h", True, "99999999d"]
 )
 def test_rejected_durations(value: str | int) -> None:
-    with pytest.raises(InvalidQueryError, match="step"):
+    with pytest.raises(ValidationFailedError, match="step"):
         parse_duration(value)

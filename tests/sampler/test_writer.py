@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from perfwatch.contract.metrics import EncodedSnapshot, SnapshotRow, encode_snapshot
 from perfwatch.db.engine import build_engine
 from perfwatch.db.session import make_sessionmaker
-from perfwatch.metrics.repository import SnapshotRepository
+from perfwatch.metrics.ingest import SnapshotIngest
 from perfwatch.sampler.spool import Spool
 from perfwatch.sampler.writer import SnapshotWriter
 from tests.support.helpers import closed_postgres_url, fetch, make_settings
@@ -181,7 +181,7 @@ async def test_a_replay_after_a_crash_between_commit_and_acknowledge_does_not_du
     spool.append_encoded(encoded(0, 40))
     # The crash: the database committed the first 25 spooled rows, the spool never heard.
     async with database.sessionmaker() as session, session.begin():
-        await SnapshotRepository(session).bulk_insert_ignore_conflicts(rows(0, 25))
+        await SnapshotIngest(session).bulk_insert_ignore_conflicts(rows(0, 25))
 
     writer = SnapshotWriter(database.sessionmaker, spool, replay_chunk_rows=10)
     await writer.flush()
@@ -257,7 +257,7 @@ async def test_a_large_replay_over_rows_already_stored_falls_back_and_does_not_d
     spool.append_encoded(encoded(0, 1500))
     # A crash after the database committed part of the spool: those rows are stored already.
     async with database.sessionmaker() as session, session.begin():
-        await SnapshotRepository(session).bulk_insert_ignore_conflicts(rows(700, 100))
+        await SnapshotIngest(session).bulk_insert_ignore_conflicts(rows(700, 100))
     writer = SnapshotWriter(database.sessionmaker, spool, replay_chunk_rows=1000)
     await writer.flush()
     assert [n for _, n in database.stored()] == list(range(1500))

@@ -22,7 +22,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from perfwatch.errors import (
     AuthenticationError,
     ConflictError,
-    InvalidQueryError,
     NotFoundError,
     PerfWatchError,
     PermissionDeniedError,
@@ -39,7 +38,6 @@ MAX_MESSAGE_LENGTH = 300
 STATUS_BY_ERROR: dict[type[PerfWatchError], int] = {
     NotFoundError: 404,
     ConflictError: 409,
-    InvalidQueryError: 400,
     ValidationFailedError: 422,
     AuthenticationError: 401,
     PermissionDeniedError: 403,
@@ -129,7 +127,6 @@ def code_for_status(status: int) -> str:
 # ----- OpenAPI ------------------------------------------------------------------------------------
 
 _EXAMPLES: dict[int, tuple[str, str, str]] = {
-    400: ("invalid_query", "Bad query", "cannot sort by 'password'; allowed: username"),
     401: ("not_authenticated", "Missing, invalid, expired or revoked token", "token has expired"),
     403: (
         "permission_denied",
@@ -139,7 +136,11 @@ _EXAMPLES: dict[int, tuple[str, str, str]] = {
     404: ("not_found", "No such resource", "User 0b5c… not found"),
     409: ("conflict", "Conflicts with the current state", "a user with this username exists"),
     413: ("payload_too_large", "Body too large", "the request body exceeds 1048576 bytes"),
-    422: ("validation_failed", "Invalid input", "the request has 1 invalid field"),
+    422: (
+        "validation_failed",
+        "Invalid input: a parameter or body value is refused; the message says what to send",
+        "the request has 1 invalid field",
+    ),
     429: (
         "too_many_requests",
         "Throttled; see Retry-After",
@@ -199,7 +200,7 @@ async def domain_error(_request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, TooManyRequestsError):
         headers["Retry-After"] = str(exc.retry_after)
     code = exc.code if exc.code != PerfWatchError.code else code_for_status(status)
-    return error_response(status, code, exc.message or code, headers=headers)
+    return error_response(status, code, exc.message or code, exc.details, headers=headers)
 
 
 def _location_and_field(loc: Sequence[Any]) -> tuple[str, str]:

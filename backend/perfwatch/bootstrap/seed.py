@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from perfwatch.contract.metrics import METRIC_TYPES, SnapshotRow
 from perfwatch.db.partitions import ensure_snapshot_partitions
 from perfwatch.db.session import unit_of_work
-from perfwatch.metrics.repository import SnapshotRepository
+from perfwatch.metrics.ingest import SnapshotIngest
 from perfwatch.metrics.rollups import RollupRepository
 
 SCHEMA_VERSION = 1
@@ -286,7 +286,7 @@ async def seed_history(
     for metric_type in plan.metric_types:
         for batch in _batches(generate_rows(plan, metric_type), batch_size):
             async with unit_of_work(sessionmaker) as session:
-                stored = await SnapshotRepository(session).bulk_insert_ignore_conflicts(batch)
+                stored = await SnapshotIngest(session).bulk_insert_ignore_conflicts(batch)
                 if stored:  # history may land in minutes a series has rolled up already
                     await RollupRepository(session).forget_late(
                         (row.host, row.captured_at, row.metric_type) for row in batch

@@ -2,7 +2,7 @@
 
 Filters are given as ``{"field": value}`` (equality) or ``{"field__op": value}`` with ``op`` one of
 ``eq, ne, in, gt, gte, lt, lte, icontains, isnull``. Only whitelisted fields may be filtered or
-sorted on; anything else raises ``InvalidQueryError`` with the allowed names.
+sorted on; anything else raises ``ValidationFailedError`` with the allowed names.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from perfwatch.db.base import Base, SoftDeleteMixin
-from perfwatch.errors import ConflictError, InvalidQueryError, NotFoundError
+from perfwatch.errors import ConflictError, NotFoundError, ValidationFailedError
 
 ModelT = TypeVar("ModelT", bound=Base)
 
@@ -114,9 +114,9 @@ class Repository(Generic[ModelT]):
         include_deleted: bool = False,
     ) -> Page[ModelT]:
         if not 1 <= limit <= MAX_PAGE_SIZE:
-            raise InvalidQueryError(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
+            raise ValidationFailedError(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
         if offset < 0:
-            raise InvalidQueryError(f"offset must be 0 or more, got {offset}")
+            raise ValidationFailedError(f"offset must be 0 or more, got {offset}")
         conditions = self._conditions(filters or {})
         query = self._base_query(include_deleted=include_deleted).where(*conditions)
         total_query = select(func.count()).select_from(query.order_by(None).subquery())
@@ -155,7 +155,7 @@ class Repository(Generic[ModelT]):
     async def update(self, item: ModelT, /, **values: Any) -> ModelT:
         unknown = set(values) - set(self.model.__mapper__.column_attrs.keys())
         if unknown:
-            raise InvalidQueryError(
+            raise ValidationFailedError(
                 f"{self.model.__name__} has no field(s) {', '.join(sorted(unknown))}"
             )
 
@@ -185,7 +185,7 @@ class Repository(Generic[ModelT]):
     # ----- helpers ----------------------------------------------------------------------
     def _require_soft_delete(self) -> None:
         if not issubclass(self.model, SoftDeleteMixin):
-            raise InvalidQueryError(f"{self.model.__name__} does not support soft delete")
+            raise ValidationFailedError(f"{self.model.__name__} does not support soft delete")
 
     async def _flush_guarded(
         self, change: Callable[[], None], added: Sequence[Base] = (), changed: Sequence[Base] = ()
@@ -230,14 +230,14 @@ class Repository(Generic[ModelT]):
             operator = operator or "eq"
             if field not in self.filterable_fields:
                 allowed = ", ".join(sorted(self.filterable_fields))
-                raise InvalidQueryError(f"cannot filter on {field!r}; allowed: {allowed}")
+                raise ValidationFailedError(f"cannot filter on {field!r}; allowed: {allowed}")
             build = _OPERATORS.get(operator)
             if build is None:
-                raise InvalidQueryError(
+                raise ValidationFailedError(
                     f"unknown filter operator {operator!r}; allowed: {', '.join(_OPERATORS)}"
                 )
             if operator == "in" and (isinstance(value, str) or not isinstance(value, Iterable)):
-                raise InvalidQueryError(f"filter {key!r} needs a list of values")
+                raise ValidationFailedError(f"filter {key!r} needs a list of values")
             conditions.append(build(getattr(self.model, field), value))
         return conditions
 
@@ -248,7 +248,7 @@ class Repository(Generic[ModelT]):
             descending = spec.startswith("-")
             name = spec.lstrip("+-")
             if name not in self.sortable_fields:
-                raise InvalidQueryError(
+                raise ValidationFailedError(
                     f"cannot sort by {name!r}; allowed: {', '.join(sorted(self.sortable_fields))}"
                 )
             column = getattr(self.model, name)

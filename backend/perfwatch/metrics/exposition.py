@@ -176,7 +176,7 @@ async def scrape(
         for metric_type in HEADLINE_TYPES:
             if metric_type not in info.metric_types:
                 continue
-            snapshot, _ = await service.latest(info.host, metric_type)
+            snapshot = await service.latest_decoded(info.host, metric_type)
             if snapshot is None:
                 continue
             out.add(

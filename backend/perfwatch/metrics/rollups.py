@@ -31,7 +31,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, TextClause, bindparam, delete, func, select, text
@@ -40,11 +40,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from perfwatch.db.types import UTCDateTime, utcnow
+from perfwatch.metrics.buckets import MINUTE, ceil_minute, floor_minute, from_epoch
+from perfwatch.metrics.records import Minutes, MinuteTotals
 from perfwatch.models import MetricRollup, MetricSnapshot
 
 logger = logging.getLogger("perfwatch.metrics.rollups")
 
-MINUTE = 60
 # Minutes this recent may still receive rows from a live batch: read raw, never stored.
 SETTLE_SECONDS = 120
 # A stored row older than this may fall in a minute already rolled up. Below SETTLE_SECONDS,
@@ -55,17 +56,9 @@ LATE_ROW_SECONDS = 90
 JOIN_GAP_SECONDS = 10 * MINUTE
 MAX_RAW_READS = 8
 
-# One minute of one host and type, as the rollups and the snapshots' grouped query both return
-# it: the number of snapshots, then for each requested field in order the count of numbers
-# found, their sum, min and max (sum, min and max are meaningless when the count is 0).
-# Tuples rather than objects: a day is 1,440 of them per request.
-MinuteRow = tuple[Any, ...]
-# Minutes by their start in seconds since the Unix epoch (a multiple of 60).
-Minutes = dict[int, MinuteRow]
 # The minutes of [start, end) that hold snapshots, computed from metric_snapshots.
 RawMinutes = Callable[[datetime, datetime], Awaitable[Minutes]]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LOCK_KEY = (
     "hashtextextended('perfwatch.rollups:' || CAST(:host AS text) || '/' || :metric_type, 0)"
 )
@@ -84,7 +77,8 @@ _POSTGRES_INSERT = text(
 
 @functools.cache
 def _read_statement(postgres: bool, fields: int) -> TextClause:
-    """The complete minutes of ``[first, last)`` as :data:`MinuteRow` after their start: one
+    """The complete minutes of ``[first, last)``: their start, then the columns of
+    :meth:`MinuteTotals.from_row`. One
     field is a range of the primary key; several are pivoted into one row per minute by the
     database, so that one row per minute reaches Python whatever the number of fields."""
     if postgres:
@@ -114,26 +108,6 @@ def _read_statement(postgres: bool, fields: int) -> TextClause:
     return text(statement).bindparams(
         bindparam("first", type_=UTCDateTime()), bindparam("last", type_=UTCDateTime())
     )
-
-
-def epoch_seconds(moment: datetime) -> int:
-    """Whole seconds since the epoch, rounded down."""
-    delta = moment - _EPOCH
-    return delta.days * 86_400 + delta.seconds
-
-
-def from_epoch(seconds: int) -> datetime:
-    return _EPOCH + timedelta(seconds=seconds)
-
-
-def floor_minute(moment: datetime) -> int:
-    seconds = epoch_seconds(moment)
-    return seconds - seconds % MINUTE
-
-
-def ceil_minute(moment: datetime) -> int:
-    floor = floor_minute(moment)
-    return floor if from_epoch(floor) == moment else floor + MINUTE
 
 
 async def rolled_up_minutes(
@@ -223,7 +197,7 @@ class RollupRepository:
             **{f"field_{i}": path for i, path in enumerate(fields)},
         }
         result = await self.session.execute(_read_statement(self._postgres(), len(fields)), params)
-        return {int(row[0]): tuple(row[1:]) for row in result}
+        return {int(row[0]): MinuteTotals.from_row(row[1:]) for row in result}
 
     async def hold_off_invalidation(self, host: str, metric_type: str) -> None:
         """Until this transaction ends, make :meth:`forget_late` for (host, type) wait; and wait
@@ -234,19 +208,23 @@ class RollupRepository:
             )
 
     async def store(
-        self, host: str, metric_type: str, fields: Sequence[str], minutes: Mapping[int, MinuteRow]
+        self,
+        host: str,
+        metric_type: str,
+        fields: Sequence[str],
+        minutes: Mapping[int, MinuteTotals],
     ) -> bool:
         """Insert ``minutes``, skipping any row already there; False when the database refused
         (read-only, locked, …): logged, and the caller's transaction is left as it was."""
         rows: list[tuple[str, datetime, int, int, float | None, float | None, float | None]] = []
-        for minute, row in minutes.items():
+        for minute, totals in minutes.items():
             at = from_epoch(minute)
-            for i, path in enumerate(fields):
-                count, total, low, high = row[1 + 4 * i : 5 + 4 * i]
-                if count:
-                    rows.append((path, at, row[0], count, total, float(low), float(high)))
+            for path, field in zip(fields, totals.fields, strict=True):
+                if field.numbers:
+                    low, high = float(field.low), float(field.high)  # type: ignore[arg-type]
+                    rows.append((path, at, totals.snapshots, field.numbers, field.total, low, high))
                 else:
-                    rows.append((path, at, row[0], 0, None, None, None))
+                    rows.append((path, at, totals.snapshots, 0, None, None, None))
         if not rows:
             return True
         try:

@@ -27,7 +27,7 @@ from perfwatch.api.security import (
 )
 from perfwatch.cache import Subscription
 from perfwatch.contract.metrics import live_channel
-from perfwatch.errors import InvalidQueryError
+from perfwatch.errors import ValidationFailedError
 from perfwatch.kit.repository import MAX_PAGE_SIZE
 from perfwatch.metrics.exposition import CONTENT_TYPE, scrape
 from perfwatch.metrics.schemas import (
@@ -53,7 +53,11 @@ HEARTBEAT_SECONDS = 15.0
 POLL_SECONDS = 1.0
 
 TIME_HELP = "ISO 8601 with an offset (2026-11-27T10:00:00Z), 'now', or relative: -15m, -24h, -7d"
-HOST_HELP = "Host name; may be left out when only one host has data"
+HOST_HELP = (
+    "Host name. Left out: this server's own host (PERFWATCH_HOSTNAME, else the host's name, as "
+    "its sampler writes it) when it has data, else the only host with data; several hosts and "
+    "none of them this server's → 422 naming them"
+)
 
 FromQuery = Annotated[
     str | None,
@@ -64,19 +68,18 @@ HostQuery = Annotated[str | None, Query(description=HOST_HELP, max_length=255)]
 FieldsQuery = Annotated[
     str | None,
     Query(
-        description="Comma-separated numeric field paths of the document, e.g. "
-        "'percent,load_average.1m' or 'usage.0.percent'",
+        description="Comma-separated numeric field paths of the type's documents, e.g. "
+        "'percent,load_average.1m' (cpu) or 'io.sda.read_bytes_per_s' (disk); default: the "
+        "type's default fields (docs/metrics.md). An unknown field is a 422 listing the valid "
+        "ones",
         max_length=2000,
         examples=["percent,load_average.1m"],
     ),
 ]
 
 
-def _fields(fields: str | None, *, required: bool) -> list[str]:
-    names = [name.strip() for name in (fields or "").split(",") if name.strip()]
-    if required and not names:
-        raise InvalidQueryError("fields is required: name at least one numeric field, e.g. percent")
-    return names
+def _fields(fields: str | None) -> list[str]:
+    return [name.strip() for name in (fields or "").split(",") if name.strip()]
 
 
 @router.get(
@@ -129,10 +132,12 @@ async def latest(
     ],
     host: HostQuery = None,
 ) -> Response:
-    resolved, snapshot, source = await read_latest(session, cache, host, metric_type)
+    resolved, snapshot = await read_latest(session, cache, host, metric_type)
     if snapshot is None:
         return _not_found(resolved, metric_type)
-    return model_response(snapshot, headers={"X-Cache": "hit" if source == "cache" else "miss"})
+    if isinstance(snapshot, str):  # the cached text, served as it is
+        return Response(snapshot, media_type="application/json", headers={"X-Cache": "hit"})
+    return model_response(snapshot, headers={"X-Cache": "miss"})
 
 
 def _not_found(host: str, metric_type: str) -> Response:
@@ -264,7 +269,7 @@ async def stream(
     "snapshots oldest first, in keyset pages (`cursor` from `next_cursor`, `limit` per page); "
     "`fields` and `step` are then ignored.",
     response_model=Series | RawPage,
-    responses=error_responses(400, 401, 403, 404, 422),
+    responses=error_responses(401, 403, 404, 422),
 )
 async def series(
     session: SessionDep,
@@ -285,24 +290,15 @@ async def series(
 ) -> Any:
     begin, end = parse_range(start, to, max_span=MAX_SPAN)
     service = MetricsService(session, None)
-    await service.check_type(metric_type)
-    resolved = await service.resolve_host(host)
     if raw:
         return model_response(
-            await service.raw(resolved, metric_type, begin, end, cursor=cursor, limit=limit)
+            await service.raw(host, metric_type, begin, end, cursor=cursor, limit=limit)
         )
     if cursor is not None:
-        raise InvalidQueryError("cursor applies to raw pages only; add raw=true")
+        raise ValidationFailedError("cursor applies to raw pages only; add raw=true")
+    least = None if step is None else parse_duration(step)
     return model_response(
-        await service.series(
-            resolved,
-            metric_type,
-            begin,
-            end,
-            _fields(fields, required=True),
-            step=None if step is None else parse_duration(step),
-            max_points=await service.max_points(),
-        )
+        await service.series(host, metric_type, begin, end, _fields(fields), step=least)
     )
 
 
@@ -311,24 +307,20 @@ async def series(
     summary="Summary of a type over a range",
     description="count, min, avg, max and p95 of each of `fields` over [from, to).",
     response_model=Summary,
-    responses=error_responses(400, 401, 403, 404, 422),
+    responses=error_responses(401, 403, 404, 422),
 )
 async def summary(
     session: SessionDep,
     _viewer: ViewerUser,
     metric_type: str,
-    fields: FieldsQuery,
     start: FromQuery = None,
     to: ToQuery = None,
     host: HostQuery = None,
+    fields: FieldsQuery = None,
 ) -> Response:
     begin, end = parse_range(start, to, max_span=MAX_SPAN)
     service = MetricsService(session, None)
-    await service.check_type(metric_type)
-    resolved = await service.resolve_host(host)
-    return model_response(
-        await service.summary(resolved, metric_type, begin, end, _fields(fields, required=True))
-    )
+    return model_response(await service.summary(host, metric_type, begin, end, _fields(fields)))
 
 
 # ----- Prometheus ---------------------------------------------------------------------------------

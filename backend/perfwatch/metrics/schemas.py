@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from perfwatch.metrics.repository import Bucket
+from perfwatch.metrics.records import Bucket
 
 Source = Literal["cache", "database"]
 

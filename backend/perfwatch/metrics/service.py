@@ -3,28 +3,28 @@ summaries. No HTTP here; routers call :class:`MetricsService` and return its mod
 
 Errors: an unknown metric type raises :class:`UnknownMetricTypeError` (a ``NotFoundError``,
 message listing the known types); bad ranges, steps, limits, cursors or field paths raise
-``InvalidQueryError``. An unknown host is not an error: results are empty.
+``ValidationFailedError``. An unknown host is not an error: results are empty.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from perfwatch.cache import Cache
 from perfwatch.config_store.repository import ConfigRepository
 from perfwatch.contract.metrics import METRIC_TYPES, latest_key
-from perfwatch.errors import InvalidQueryError, NotFoundError, ValidationFailedError
+from perfwatch.errors import NotFoundError, ValidationFailedError
+from perfwatch.kit.hostname import resolve_host_name
 from perfwatch.kit.repository import MAX_PAGE_SIZE
-from perfwatch.metrics.repository import SnapshotRepository, validate_fields
+from perfwatch.metrics.buckets import MAX_POINTS_LIMIT, choose_step
+from perfwatch.metrics.fields import resolve_fields
+from perfwatch.metrics.repository import SnapshotRepository, decode_cursor
 from perfwatch.metrics.schemas import (
     FieldSummary,
     HostInfo,
@@ -34,18 +34,14 @@ from perfwatch.metrics.schemas import (
     RawPage,
     RawSnapshot,
     Series,
-    Source,
     Summary,
 )
 
 logger = logging.getLogger("perfwatch.metrics.service")
 
 DEFAULT_MAX_POINTS = 1500  # the `api.max_points` default
-MAX_POINTS_LIMIT = 10_000
 CACHE_TIMEOUT_SECONDS = 0.5
 MAX_HOST_LENGTH = 255
-# Bucket widths in seconds; wider ranges use whole days.
-NICE_STEPS = (1, 5, 10, 30, 60, 300, 900, 3600, 21_600, 86_400)
 
 
 class UnknownMetricTypeError(NotFoundError):
@@ -71,36 +67,6 @@ class LatestLookupStats:
 LATEST_LOOKUP_STATS = LatestLookupStats()
 
 
-def bucket_count(start: datetime, end: datetime, step_seconds: int) -> int:
-    """Epoch-aligned buckets of ``step_seconds`` that ``[start, end)`` touches."""
-    step_us = step_seconds * 1_000_000
-    first = _epoch_us(start) // step_us
-    last = (_epoch_us(end) - 1) // step_us
-    return last - first + 1
-
-
-def choose_step(start: datetime, end: datetime, step: timedelta | None, max_points: int) -> int:
-    """Bucket width in seconds: at least ``step`` and ``span / max_points``, rounded up to a
-    nice width (1s 5s 10s 30s 1m 5m 15m 1h 6h 1d, then whole days), widened further if the
-    epoch-aligned buckets covering the range would still exceed ``max_points``."""
-    if not 1 <= max_points <= MAX_POINTS_LIMIT:
-        raise InvalidQueryError(f"max_points must be between 1 and {MAX_POINTS_LIMIT}")
-    if start >= end:
-        raise InvalidQueryError("start must be before end")
-    requested = 1.0 if step is None else step.total_seconds()
-    if requested <= 0:
-        raise InvalidQueryError("step must be positive")
-    span = (end - start).total_seconds()
-    width = max(requested, span / max_points, 1.0)
-    candidate = next((nice for nice in NICE_STEPS if nice >= width), None)
-    if candidate is None:
-        candidate = math.ceil(width / 86_400) * 86_400
-    while bucket_count(start, end, candidate) > max_points:
-        index = NICE_STEPS.index(candidate) if candidate in NICE_STEPS[:-1] else None
-        candidate = NICE_STEPS[index + 1] if index is not None else candidate + 86_400
-    return candidate
-
-
 def check_host_name(host: str) -> str:
     if not host.strip() or len(host) > MAX_HOST_LENGTH:
         raise ValidationFailedError(f"host must be 1 to {MAX_HOST_LENGTH} characters")
@@ -112,8 +78,10 @@ async def read_latest(
     cache: Cache,
     host: str | None,
     metric_type: str,
-) -> tuple[str, LatestSnapshot | None, Source]:
-    """``/metrics/latest`` as a use case of its own: ``(host, snapshot or None, source)``.
+) -> tuple[str, LatestSnapshot | str | None]:
+    """``/metrics/latest`` as a use case of its own: ``(host, snapshot)``, the snapshot being the
+    cached JSON text as it is (``"source": "cache"`` spliced in), a model read from the
+    database, or None when nothing is stored.
 
     The hot case (a named host, a sampler type, a cache hit) does not touch ``session``:
     a dashboard polls it every second, and a connection checkout and commit cost more than
@@ -122,13 +90,12 @@ async def read_latest(
     if host is not None and metric_type in METRIC_TYPES:
         cached = await MetricsService(None, cache).cached_latest(check_host_name(host), metric_type)
         if cached is not None:
-            return host, cached, "cache"
+            return host, cached
         tried_cache = True
     service = MetricsService(session, cache)
     await service.check_type(metric_type)
     resolved = await service.resolve_host(host)
-    snapshot, source = await service.latest(resolved, metric_type, use_cache=not tried_cache)
-    return resolved, snapshot, source
+    return resolved, await service.latest(resolved, metric_type, use_cache=not tried_cache)
 
 
 class MetricsService:
@@ -176,18 +143,24 @@ class MetricsService:
         )
 
     async def resolve_host(self, host: str | None) -> str:
-        """``host`` when given; else the only host with stored snapshots. Nothing stored →
-        ``NotFoundError``; several hosts → ``ValidationFailedError`` naming them."""
+        """``host`` when given; else this server's own host (``kit.hostname``, the name its
+        sampler writes under) when it has data, else the only host with data. Nothing stored
+        → ``NotFoundError``; several hosts, none of them this server's → ``ValidationFailedError``
+        naming them."""
         if host is not None:
             return check_host_name(host)
         seen = await self.repository.hosts_last_seen()
         if not seen:
             raise NotFoundError("no snapshots are stored yet, for any host")
+        own = resolve_host_name()
+        if any(item.host == own for item in seen):
+            return own
         if len(seen) > 1:
             names = ", ".join(item.host for item in seen[:20])
             more = f" and {len(seen) - 20} more" if len(seen) > 20 else ""
             raise ValidationFailedError(
-                f"{len(seen)} hosts have data; choose one with host= ({names}{more})"
+                f"{len(seen)} hosts have data and none is this server's ({own[:64]}); "
+                f"choose one with host= ({names}{more})"
             )
         return seen[0].host
 
@@ -214,31 +187,37 @@ class MetricsService:
     # ----- latest -------------------------------------------------------------------------
     async def latest(
         self, host: str, metric_type: str, *, use_cache: bool = True
-    ) -> tuple[LatestSnapshot | None, Source]:
-        """The newest snapshot: from the cache when it has one, else from the database (also
-        when the cache fails or is slower than ``cache_timeout``). ``(None, "database")`` when
-        the host has no snapshot of this type."""
-        await self.check_type(metric_type)
+    ) -> LatestSnapshot | str | None:
+        """The newest snapshot: the cached JSON text when the cache has one, else a model read
+        from the database (also when the cache fails or is slower than ``cache_timeout``);
+        None when the host has no snapshot of this type."""
         cached = await self.cached_latest(host, metric_type) if use_cache else None
         if cached is not None:
-            return cached, "cache"
+            return cached
         snapshot = await self.repository.latest(host, metric_type)
         if snapshot is None:
-            return None, "database"
-        return (
-            LatestSnapshot(
-                host=snapshot.host,
-                metric_type=snapshot.metric_type,
-                captured_at=snapshot.captured_at,
-                data=snapshot.metric_data,
-                source="database",
-            ),
-            "database",
+            return None
+        return LatestSnapshot(
+            host=snapshot.host,
+            metric_type=snapshot.metric_type,
+            captured_at=snapshot.captured_at,
+            data=snapshot.metric_data,
+            source="database",
         )
 
-    async def cached_latest(self, host: str, metric_type: str) -> LatestSnapshot | None:
-        """The latest-value cache's snapshot, or None (absent, unreadable, or the cache away:
-        counted in ``stats``). Needs no session."""
+    async def latest_decoded(self, host: str, metric_type: str) -> LatestSnapshot | None:
+        """:meth:`latest` as a model, for readers of its values (the Prometheus scrape)."""
+        snapshot = await self.latest(host, metric_type)
+        if isinstance(snapshot, str):
+            return LatestSnapshot.model_validate_json(snapshot)
+        return snapshot
+
+    async def cached_latest(self, host: str, metric_type: str) -> str | None:
+        """The latest-value cache's snapshot as JSON text with ``"source":"cache"`` added, or
+        None (absent, unreadable, or the cache away: counted in ``stats``). Needs no session.
+
+        Not decoded: the cache holds ``contract.metrics.cache_message`` text, an object
+        beginning with ``{"host":``; that shape is all that is checked before it is served."""
         if self.cache is None:
             self.stats.misses += 1
             return None
@@ -252,62 +231,68 @@ class MetricsService:
         if raw is None:
             self.stats.misses += 1
             return None
-        try:
-            message: dict[str, Any] = json.loads(raw)
-            result = LatestSnapshot(
-                host=message["host"],
-                metric_type=message["metric_type"],
-                captured_at=message["captured_at"],
-                data=message["data"],
-                source="cache",
-            )
-        except (ValueError, KeyError, TypeError) as exc:
+        text = raw.decode() if isinstance(raw, bytes) else str(raw)
+        if not (text.startswith('{"host":') and text.endswith("}")):
             self.stats.errors += 1
-            logger.warning(
-                "unreadable latest value in the cache for %s/%s: %s", host, metric_type, exc
-            )
+            logger.warning("unreadable latest value in the cache for %s/%s", host, metric_type)
             return None
         self.stats.hits += 1
-        return result
+        return f'{text[:-1]},"source":"cache"}}'
 
     # ----- ranges -------------------------------------------------------------------------
-    async def series(
+    async def range_query(
         self,
-        host: str,
+        host: str | None,
         metric_type: str,
         start: datetime,
         end: datetime,
-        fields: Sequence[str],
-        step: timedelta | None = None,
-        max_points: int = DEFAULT_MAX_POINTS,
-    ) -> Series:
-        """Downsampled series: avg/min/max per field in epoch-aligned buckets of the chosen
-        ``step_seconds`` (see :func:`choose_step`); never more than ``max_points`` buckets."""
-        paths = validate_fields(fields)
+        fields: Sequence[str] | None,
+    ) -> RangeQuery:
+        """The one check of a range query: type, host (or its default), range, and fields
+        (or the type's defaults; ``None`` for raw pages, which read whole documents)."""
         _check_range(start, end)
         await self.check_type(metric_type)
-        width = choose_step(start, end, step, max_points)
+        resolved = await self.resolve_host(host)
+        paths = [] if fields is None else resolve_fields(metric_type, fields)
+        return RangeQuery(resolved, metric_type, start, end, paths)
+
+    async def series(
+        self,
+        host: str | None,
+        metric_type: str,
+        start: datetime,
+        end: datetime,
+        fields: Sequence[str] = (),
+        step: timedelta | None = None,
+        max_points: int | None = None,
+    ) -> Series:
+        """Downsampled series: avg/min/max per field in epoch-aligned buckets of the chosen
+        ``step_seconds`` (see :func:`choose_step`); never more than ``max_points`` buckets
+        (default: ``api.max_points``)."""
+        query = await self.range_query(host, metric_type, start, end, fields)
+        points = await self.max_points() if max_points is None else max_points
+        width = choose_step(start, end, step, points)
         buckets = await self.repository.downsample(
-            host=host,
+            host=query.host,
             metric_type=metric_type,
             start=start,
             end=end,
-            fields=paths,
+            fields=query.fields,
             step_seconds=width,
         )
         return Series(
-            host=host,
+            host=query.host,
             metric_type=metric_type,
             start=start,
             end=end,
             step_seconds=width,
-            fields=paths,
+            fields=query.fields,
             buckets=buckets,
         )
 
     async def raw(
         self,
-        host: str,
+        host: str | None,
         metric_type: str,
         start: datetime,
         end: datetime,
@@ -315,15 +300,15 @@ class MetricsService:
         limit: int = 500,
     ) -> RawPage:
         """Stored snapshots oldest first, ``limit`` (1..1000) per keyset page."""
-        _check_range(start, end)
         if not 1 <= limit <= MAX_PAGE_SIZE:
-            raise InvalidQueryError(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
-        await self.check_type(metric_type)
+            raise ValidationFailedError(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
+        after = None if cursor is None else decode_cursor(cursor)
+        query = await self.range_query(host, metric_type, start, end, None)
         page = await self.repository.range(
-            metric_type=metric_type, host=host, start=start, end=end, limit=limit, cursor=cursor
+            metric_type=metric_type, host=query.host, start=start, end=end, limit=limit, after=after
         )
         return RawPage(
-            host=host,
+            host=query.host,
             metric_type=metric_type,
             start=start,
             end=end,
@@ -335,17 +320,20 @@ class MetricsService:
         )
 
     async def summary(
-        self, host: str, metric_type: str, start: datetime, end: datetime, fields: Sequence[str]
+        self,
+        host: str | None,
+        metric_type: str,
+        start: datetime,
+        end: datetime,
+        fields: Sequence[str] = (),
     ) -> Summary:
         """count/min/avg/max/p95 per field over ``[start, end)``."""
-        paths = validate_fields(fields)
-        _check_range(start, end)
-        await self.check_type(metric_type)
+        query = await self.range_query(host, metric_type, start, end, fields)
         result = await self.repository.summarize(
-            host=host, metric_type=metric_type, start=start, end=end, fields=paths
+            host=query.host, metric_type=metric_type, start=start, end=end, fields=query.fields
         )
         return Summary(
-            host=host,
+            host=query.host,
             metric_type=metric_type,
             start=start,
             end=end,
@@ -359,16 +347,20 @@ class MetricsService:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class RangeQuery:
+    """A range query after its one check: a stored host's name, a known type, an aware
+    ``start < end``, and the fields to read."""
+
+    host: str
+    metric_type: str
+    start: datetime
+    end: datetime
+    fields: list[str]
+
+
 def _check_range(start: datetime, end: datetime) -> None:
     if start.tzinfo is None or end.tzinfo is None:
-        raise InvalidQueryError("start and end must be timezone-aware")
+        raise ValidationFailedError("from and to must be timezone-aware")
     if start >= end:
-        raise InvalidQueryError("start must be before end")
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _epoch_us(moment: datetime) -> int:
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        raise ValidationFailedError("from must be before to")

@@ -8,7 +8,7 @@ Accepted time values:
 - ``now``, and relative to now: ``-30s``, ``-15m``, ``-24h``, ``-7d``, ``-2w`` (also written
   ``now-24h``). Units: s, m, h, d, w.
 
-Results are timezone-aware UTC datetimes. Every error is an :class:`InvalidQueryError` whose
+Results are timezone-aware UTC datetimes. Every error is an :class:`ValidationFailedError` whose
 message says which parameter is wrong and what to send instead.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from perfwatch.errors import InvalidQueryError
+from perfwatch.errors import ValidationFailedError
 
 # Longest range a query may cover; callers can pass another cap.
 DEFAULT_MAX_SPAN = timedelta(days=400)
@@ -37,9 +37,9 @@ def parse_time(value: str, *, now: datetime | None = None, name: str = "time") -
     """One ``from``/``to`` value as an aware UTC datetime; ``name`` labels error messages."""
     text = value.strip().lower() if isinstance(value, str) else ""
     if not text:
-        raise InvalidQueryError(f"{name} is empty; send {_EXAMPLES}")
+        raise ValidationFailedError(f"{name} is empty; send {_EXAMPLES}")
     if len(text) > _MAX_INPUT_LENGTH:
-        raise InvalidQueryError(f"{name} is too long; send {_EXAMPLES}")
+        raise ValidationFailedError(f"{name} is too long; send {_EXAMPLES}")
     reference = _reference(now)
     if text == "now":
         return reference
@@ -49,21 +49,21 @@ def parse_time(value: str, *, now: datetime | None = None, name: str = "time") -
         try:
             return reference - timedelta(seconds=seconds)
         except OverflowError:
-            raise InvalidQueryError(
+            raise ValidationFailedError(
                 f"{name}={value!r} reaches too far back; use a smaller offset such as '-30d'"
             ) from None
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise InvalidQueryError(f"{name}={value!r} is not a time; send {_EXAMPLES}") from None
+        raise ValidationFailedError(f"{name}={value!r} is not a time; send {_EXAMPLES}") from None
     if moment.tzinfo is None or moment.utcoffset() is None:
-        raise InvalidQueryError(
+        raise ValidationFailedError(
             f"{name}={value!r} has no time zone; add 'Z' for UTC or an offset like '+02:00'"
         )
     try:
         return moment.astimezone(UTC)
     except OverflowError:
-        raise InvalidQueryError(f"{name}={value!r} is out of range") from None
+        raise ValidationFailedError(f"{name}={value!r} is out of range") from None
 
 
 def parse_range(
@@ -86,15 +86,17 @@ def parse_range(
         try:
             start_at = end_at - default_span
         except OverflowError:
-            raise InvalidQueryError("to is too early to have a default from; send from") from None
+            raise ValidationFailedError(
+                "to is too early to have a default from; send from"
+            ) from None
     else:
         start_at = parse_time(start, now=reference, name="from")
     if start_at >= end_at:
-        raise InvalidQueryError(
+        raise ValidationFailedError(
             f"from ({start_at.isoformat()}) must be before to ({end_at.isoformat()})"
         )
     if end_at - start_at > max_span:
-        raise InvalidQueryError(
+        raise ValidationFailedError(
             f"the range from {start_at.isoformat()} to {end_at.isoformat()} is longer than "
             f"the maximum of {_describe(max_span)}; narrow it"
         )
@@ -104,18 +106,18 @@ def parse_range(
 def parse_duration(value: str | int | float, *, name: str = "step") -> timedelta:
     """A step such as ``30s``, ``5m``, ``1h``, ``1d`` or a number of seconds (``60``); > 0."""
     if isinstance(value, bool):
-        raise InvalidQueryError(f"{name} must be a duration such as '30s', '5m', '1h' or '1d'")
+        raise ValidationFailedError(f"{name} must be a duration such as '30s', '5m', '1h' or '1d'")
     if isinstance(value, int | float):
         seconds: float = value
     else:
         match = _DURATION.match(value.strip().lower())
         if match is None:
-            raise InvalidQueryError(
+            raise ValidationFailedError(
                 f"{name}={value!r} is not a duration; send e.g. '30s', '5m', '1h', '1d' or seconds"
             )
         seconds = int(match["amount"]) * _UNIT_SECONDS[match["unit"] or "s"]
     if not 0 < seconds <= DEFAULT_MAX_SPAN.total_seconds():
-        raise InvalidQueryError(
+        raise ValidationFailedError(
             f"{name} must be between 1 second and {_describe(DEFAULT_MAX_SPAN)}, got {value!r}"
         )
     return timedelta(seconds=seconds)

@@ -11,8 +11,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from perfwatch.cache import Cache
 from perfwatch.contract import runtime_config
 from perfwatch.contract.metrics import EncodedSnapshot
+from perfwatch.kit.hostname import resolve_host_name
 from perfwatch.sampler.collectors import build_collectors
 from perfwatch.sampler.collectors.base import Collector
 from perfwatch.sampler.config_watch import ConfigWatcher
@@ -37,23 +36,6 @@ logger = logging.getLogger("perfwatch.sampler")
 SPOOL_FILE = "spool.db"
 CONFIG_REFRESH_SECONDS = 1.0
 FIRST_CONFIG_WAIT_SECONDS = 2.0
-
-
-def resolve_host_name() -> str:
-    """The observed host's name: $PERFWATCH_HOSTNAME, else the host's /etc/hostname when the
-    host's root is mounted (compose), else this machine's name."""
-    explicit = os.environ.get("PERFWATCH_HOSTNAME", "").strip()
-    if explicit:
-        return explicit
-    host_root = os.environ.get("PERFWATCH_HOST_ROOT", "").strip()
-    if host_root:
-        try:
-            name = (Path(host_root) / "etc" / "hostname").read_text(encoding="utf-8").strip()
-        except OSError:
-            name = ""
-        if name:
-            return name
-    return socket.gethostname()
 
 
 @dataclass

@@ -29,7 +29,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from perfwatch.contract.metrics import EncodedSnapshot
-from perfwatch.metrics.repository import SnapshotRepository
+from perfwatch.metrics.ingest import SnapshotIngest
 from perfwatch.metrics.rollups import RollupRepository
 from perfwatch.sampler.spool import Spool
 
@@ -242,10 +242,10 @@ class SnapshotWriter:
                 )
         return inserted
 
-    async def _in_transaction(self, work: Callable[[SnapshotRepository], Awaitable[R]]) -> R:
+    async def _in_transaction(self, work: Callable[[SnapshotIngest], Awaitable[R]]) -> R:
         try:
             async with self.sessionmaker() as session, session.begin():
-                inserted = await work(SnapshotRepository(session))
+                inserted = await work(SnapshotIngest(session))
         except Exception as error:
             if is_content_error(error):
                 raise ContentRejected(str(error)) from error
@@ -263,8 +263,8 @@ class SnapshotWriter:
 
 def _insert_records(
     records: Sequence[EncodedSnapshot],
-) -> Callable[[SnapshotRepository], Awaitable[int]]:
-    async def work(repository: SnapshotRepository) -> int:
+) -> Callable[[SnapshotIngest], Awaitable[int]]:
+    async def work(repository: SnapshotIngest) -> int:
         inserted = await repository.bulk_insert_encoded(records)
         if inserted:
             await _forget_rollups_of_late(repository, records)
@@ -275,8 +275,8 @@ def _insert_records(
 
 def _copy_records(
     records: Sequence[EncodedSnapshot],
-) -> Callable[[SnapshotRepository], Awaitable[int | None]]:
-    async def work(repository: SnapshotRepository) -> int | None:
+) -> Callable[[SnapshotIngest], Awaitable[int | None]]:
+    async def work(repository: SnapshotIngest) -> int | None:
         copied = await repository.copy_encoded_if_absent(records)
         if copied:
             await _forget_rollups_of_late(repository, records)
@@ -286,7 +286,7 @@ def _copy_records(
 
 
 async def _forget_rollups_of_late(
-    repository: SnapshotRepository, records: Sequence[EncodedSnapshot]
+    repository: SnapshotIngest, records: Sequence[EncodedSnapshot]
 ) -> None:
     # Rows older than a minute and a half (a replayed spool) may land in minutes a series has
     # rolled up already; a live batch issues no statement here.

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from perfwatch.api.dependencies import SessionDep
 from perfwatch.api.errors import error_responses
 from perfwatch.api.security import AdminUser
-from perfwatch.errors import InvalidQueryError, ValidationFailedError
+from perfwatch.errors import ValidationFailedError
 from perfwatch.kit.repository import MAX_PAGE_SIZE
 from perfwatch.models import UserRole
 from perfwatch.users.schemas import UserCreate, UserOut, UserPage, UserUpdate
@@ -29,7 +29,7 @@ LIST_PARAMETERS = frozenset(
     description="A page of users, filtered and sorted. Soft-deleted users are left out unless "
     "`include_deleted=true`.",
     response_model=UserPage,
-    responses=error_responses(400, 401, 403, 422),
+    responses=error_responses(401, 403, 422),
 )
 async def list_users(
     request: Request,
@@ -54,7 +54,7 @@ async def list_users(
 ) -> UserPage:
     unknown = sorted(set(request.query_params) - LIST_PARAMETERS)
     if unknown:
-        raise InvalidQueryError(
+        raise ValidationFailedError(
             f"unknown query parameter(s) {', '.join(unknown)[:200]}; "
             f"allowed: {', '.join(sorted(LIST_PARAMETERS))}"
         )

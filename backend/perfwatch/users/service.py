@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from perfwatch.api.security import Principal
-from perfwatch.errors import ConflictError, InvalidQueryError, NotFoundError, ValidationFailedError
+from perfwatch.errors import ConflictError, NotFoundError, ValidationFailedError
 from perfwatch.kit.repository import Page
 from perfwatch.models import User, UserRole
 from perfwatch.users.passwords import check_password_strength, hash_password_async
@@ -84,7 +84,7 @@ class UserService:
         fields = [part.strip() for part in sort.split(",") if part.strip()] or ["username"]
         for field in fields:
             if field.lstrip("+-") not in API_SORT_FIELDS:
-                raise InvalidQueryError(
+                raise ValidationFailedError(
                     f"cannot sort by {field.lstrip('+-')!r}; allowed: "
                     + ", ".join(API_SORT_FIELDS)
                     + " (prefix '-' for descending)"
