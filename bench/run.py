@@ -246,10 +246,6 @@ async def storage(url: str, settings: Settings) -> dict[str, Any]:
 
         report_latency("snapshot_get_by_id", await timed(samples, get_by_id))
         report_latency("snapshot_latest", await timed(samples, latest))
-        report_latency(
-            "snapshot_latest_per_type",
-            await timed(samples, lambda: repository.latest_per_type(HOST)),
-        )
         report_latency("snapshot_range_1h_first_page_1000", await timed(samples, one_hour_page))
         report_latency(
             "snapshot_range_1h_all_3600", await timed(max(30, samples // 10), one_hour_all)

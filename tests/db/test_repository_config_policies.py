@@ -11,82 +11,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from perfwatch.config_store.repository import ConfigRepository
-from perfwatch.contract.metrics import ALL_METRIC_TYPES
-from perfwatch.errors import ConflictError, ValidationFailedError
+from perfwatch.errors import ConflictError
 from perfwatch.kit.repository import MAX_PAGE_SIZE
 from perfwatch.models import ArchiveAction, ArchivePolicy
 from perfwatch.retention.repository import ArchivePolicyRepository
 from perfwatch.users.repository import UserRepository
 
 
-# ----- config: get_value -----------------------------------------------------------------------
-async def test_get_value_converts_to_the_requested_type(session: AsyncSession) -> None:
-    repo = ConfigRepository(session)
-    await repo.bulk_create(
-        [
-            {"key": "count", "value": 10},
-            {"key": "name", "value": "perfwatch"},
-            {"key": "hosts", "value": ["a", "b"]},
-            {"key": "ratios", "value": [1, 2.5]},
-            {"key": "limits", "value": {"cpu": 90, "memory": 80}},
-            {"key": "enabled", "value": True},
-        ]
-    )
-    session.expunge_all()
-
-    assert await repo.get_value("count", int) == 10
-    assert await repo.get_value("name", str) == "perfwatch"
-    assert await repo.get_value("hosts", list) == ["a", "b"]
-    assert await repo.get_value("hosts", list[str]) == ["a", "b"]
-    assert await repo.get_value("ratios", list[float]) == [1.0, 2.5]
-    assert await repo.get_value("limits", dict[str, int]) == {"cpu": 90, "memory": 80}
-    assert await repo.get_value("enabled", bool) is True
-    assert await repo.get_value("count", float) == 10.0
-
-
-async def test_get_value_of_a_missing_key(session: AsyncSession) -> None:
-    repo = ConfigRepository(session)
-
-    with pytest.raises(KeyError, match="nope"):
-        await repo.get_value("nope", int)
-    assert await repo.get_value("nope", int, 7) == 7
-    assert await repo.get_value("nope", list, []) == []
-    assert await repo.get_value("nope", str, None) is None  # type: ignore[arg-type]
-
-
-async def test_get_value_prefers_the_stored_value_to_the_default(session: AsyncSession) -> None:
-    repo = ConfigRepository(session)
-    await repo.create(key="count", value=0)
-
-    assert await repo.get_value("count", int, 99) == 0
-
-
-@pytest.mark.parametrize(
-    ("stored", "as_type"),
-    [
-        ("abc", int),
-        (2.5, int),
-        (5, str),
-        ({"a": 1}, list),
-        ("a,b", list),
-        ([1, "x"], list[int]),
-        ([1, 2], dict),
-        ({"cpu": "high"}, dict[str, int]),
-    ],
-)
-async def test_get_value_of_the_wrong_type_is_a_validation_error(
-    session: AsyncSession, stored: Any, as_type: Any
-) -> None:
-    repo = ConfigRepository(session)
-    await repo.create(key="setting", value=stored)
-
-    with pytest.raises(ValidationFailedError) as caught:
-        await repo.get_value("setting", as_type)
-
-    assert "'setting'" in str(caught.value)
-    assert repr(stored) in str(caught.value)
-
-
+# ----- config ----------------------------------------------------------------------------------
 async def test_as_dict_returns_every_entry(session: AsyncSession) -> None:
     repo = ConfigRepository(session)
     assert await repo.as_dict() == {}
@@ -128,7 +60,7 @@ async def test_creating_a_key_twice_is_a_conflict(session: AsyncSession) -> None
     with pytest.raises(ConflictError, match="ConfigEntry conflicts with an existing row"):
         await repo.create(key="dup", value=2)
 
-    assert await repo.get_value("dup", int) == 1
+    assert (await repo.as_dict())["dup"] == 1
 
 
 # ----- archive policies ------------------------------------------------------------------------
@@ -153,72 +85,6 @@ async def test_a_policy_gets_its_defaults(session: AsyncSession) -> None:
     assert stored.downsample_after_days is None
     assert stored.last_run_at is None
     assert await repo.get_by_metric_type("memory") is None
-
-
-async def test_enabled_for_type_prefers_the_types_own_policy(session: AsyncSession) -> None:
-    repo = ArchivePolicyRepository(session)
-    await add_policy(repo, ALL_METRIC_TYPES, 30)
-    await add_policy(repo, "processes", 7, action=ArchiveAction.ARCHIVE)
-
-    policy = await repo.enabled_for_type("processes")
-
-    assert policy is not None
-    assert (policy.metric_type, policy.retention_days, policy.action) == (
-        "processes",
-        7,
-        ArchiveAction.ARCHIVE,
-    )
-
-
-async def test_enabled_for_type_falls_back_to_the_wildcard(session: AsyncSession) -> None:
-    repo = ArchivePolicyRepository(session)
-    await add_policy(repo, ALL_METRIC_TYPES, 30)
-    await add_policy(repo, "processes", 7)
-
-    policy = await repo.enabled_for_type("cpu")
-
-    assert policy is not None
-    assert (policy.metric_type, policy.retention_days) == (ALL_METRIC_TYPES, 30)
-
-
-async def test_enabled_for_type_ignores_a_disabled_own_policy(session: AsyncSession) -> None:
-    repo = ArchivePolicyRepository(session)
-    await add_policy(repo, ALL_METRIC_TYPES, 30)
-    await add_policy(repo, "cpu", 3, enabled=False)
-
-    policy = await repo.enabled_for_type("cpu")
-
-    assert policy is not None
-    assert policy.metric_type == ALL_METRIC_TYPES
-
-
-async def test_enabled_for_type_ignores_a_disabled_wildcard(session: AsyncSession) -> None:
-    repo = ArchivePolicyRepository(session)
-    await add_policy(repo, ALL_METRIC_TYPES, 30, enabled=False)
-    await add_policy(repo, "disk", 10)
-
-    assert await repo.enabled_for_type("cpu") is None
-    disk = await repo.enabled_for_type("disk")
-    assert disk is not None and disk.metric_type == "disk"
-
-
-async def test_enabled_for_type_is_none_without_policies(session: AsyncSession) -> None:
-    repo = ArchivePolicyRepository(session)
-
-    assert await repo.enabled_for_type("cpu") is None
-    await add_policy(repo, "memory", 10)
-    assert await repo.enabled_for_type("cpu") is None
-
-
-async def test_enabled_for_type_follows_updates(session: AsyncSession) -> None:
-    repo = ArchivePolicyRepository(session)
-    await add_policy(repo, ALL_METRIC_TYPES, 30)
-    cpu = await add_policy(repo, "cpu", 3)
-
-    await repo.update(cpu, enabled=False)
-    assert (await repo.enabled_for_type("cpu")).metric_type == ALL_METRIC_TYPES  # type: ignore[union-attr]
-    await repo.update(cpu, enabled=True)
-    assert (await repo.enabled_for_type("cpu")).metric_type == "cpu"  # type: ignore[union-attr]
 
 
 async def test_duplicate_metric_type_is_a_conflict(session: AsyncSession) -> None:

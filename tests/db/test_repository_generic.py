@@ -710,47 +710,6 @@ async def test_get_by_username_ignores_case(session: AsyncSession) -> None:
     assert await repo.get_by_username("alic") is None
 
 
-async def test_get_by_email_ignores_case(session: AsyncSession) -> None:
-    repo = UserRepository(session)
-    alice = await repo.create(**user_values("alice", email="Alice@Example.com"))
-
-    assert await repo.get_by_email("alice@example.com") is alice
-    assert await repo.get_by_email("ALICE@EXAMPLE.COM") is alice
-    assert await repo.get_by_email("bob@example.com") is None
-
-
-async def test_get_by_email_skips_soft_deleted_users(session: AsyncSession) -> None:
-    repo = UserRepository(session)
-    alice = await repo.create(**user_values("alice"))
-    await repo.soft_delete(alice)
-
-    assert await repo.get_by_email("alice@example.com") is None
-
-
-async def test_get_active_by_username(session: AsyncSession) -> None:
-    repo = UserRepository(session)
-    active, inactive, deleted = await make_users(repo, "active", "inactive", "deleted")
-    await repo.update(inactive, is_active=False)
-    await repo.soft_delete(deleted)
-
-    assert await repo.get_active_by_username("ACTIVE") is active
-    assert await repo.get_active_by_username("inactive") is None
-    assert await repo.get_active_by_username("deleted") is None
-    assert await repo.get_active_by_username("missing") is None
-
-
-async def test_list_active_skips_inactive_and_deleted_users(session: AsyncSession) -> None:
-    repo = UserRepository(session)
-    _active, inactive, deleted, _other = await make_users(
-        repo, "active", "inactive", "deleted", "other"
-    )
-    await repo.update(inactive, is_active=False)
-    await repo.soft_delete(deleted)
-
-    assert [user.username for user in await repo.list_active()] == ["active", "other"]
-    assert [user.username for user in await repo.list_active(limit=1, offset=1)] == ["other"]
-
-
 # ----- timestamps ------------------------------------------------------------------------------
 def assert_utc(value: datetime | None) -> None:
     assert value is not None

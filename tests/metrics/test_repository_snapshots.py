@@ -245,24 +245,6 @@ async def test_latest_is_none_when_nothing_matches(session: AsyncSession) -> Non
     assert await repo.latest("nowhere", "cpu") is None
 
 
-async def test_latest_per_type_for_one_host(session: AsyncSession) -> None:
-    repo = SnapshotRepository(session)
-    await seed_hosts(repo)
-
-    latest = await repo.latest_per_type("web-1")
-
-    assert sorted(latest) == ["cpu", "disk", "memory"]
-    assert {t: s.captured_at - T0 for t, s in latest.items()} == {
-        "cpu": timedelta(seconds=30),
-        "disk": timedelta(seconds=50),
-        "memory": timedelta(seconds=5),
-    }
-    assert all(snapshot.host == "web-1" for snapshot in latest.values())
-    other = await repo.latest_per_type("web-2")
-    assert {t: s.metric_data["value"] for t, s in other.items()} == {"cpu": 99, "network": 1}
-    assert await repo.latest_per_type("nowhere") == {}
-
-
 async def test_distinct_metric_types(session: AsyncSession) -> None:
     repo = SnapshotRepository(session)
     await seed_hosts(repo)
@@ -273,17 +255,9 @@ async def test_distinct_metric_types(session: AsyncSession) -> None:
     assert await repo.distinct_metric_types("nowhere") == []
 
 
-async def test_distinct_hosts(session: AsyncSession) -> None:
-    repo = SnapshotRepository(session)
-    await seed_hosts(repo)
-
-    assert await repo.distinct_hosts() == ["db-1", "web-1", "web-2"]
-
-
 async def test_distinct_on_an_empty_table(session: AsyncSession) -> None:
     repo = SnapshotRepository(session)
 
-    assert await repo.distinct_hosts() == []
     assert await repo.distinct_metric_types() == []
     assert await repo.distinct_metric_types("web-1") == []
 

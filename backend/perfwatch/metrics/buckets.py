@@ -10,11 +10,13 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 
+from perfwatch.contract import runtime_config
 from perfwatch.errors import ValidationFailedError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MINUTE = 60
-MAX_POINTS_LIMIT = 10_000
+# The most buckets a series may have: the upper bound of `api.max_points`.
+MAX_POINTS_LIMIT = runtime_config.BY_KEY["api.max_points"].rule.maximum
 # Bucket widths in seconds; wider ranges use whole days.
 NICE_STEPS = (1, 5, 10, 30, 60, 300, 900, 3600, 21_600, 86_400)
 

@@ -85,18 +85,6 @@ class SnapshotRepository(Repository[MetricSnapshot]):
         statement = sql.distinct_metric_types(host is not None)
         return [row[0] for row in await self.session.execute(statement, params)]
 
-    async def distinct_hosts(self) -> list[str]:
-        return [row[0] for row in await self.session.execute(sql.DISTINCT_HOSTS)]
-
-    async def latest_per_type(self, host: str) -> dict[str, MetricSnapshot]:
-        """The newest snapshot of every metric type stored for ``host``."""
-        latest: dict[str, MetricSnapshot] = {}
-        for metric_type in await self.distinct_metric_types(host):
-            snapshot = await self.latest(host, metric_type)
-            if snapshot is not None:
-                latest[metric_type] = snapshot
-        return latest
-
     async def range(
         self,
         *,

@@ -18,11 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from perfwatch.cache import Cache
 from perfwatch.config_store.repository import ConfigRepository
+from perfwatch.contract import runtime_config
 from perfwatch.contract.metrics import METRIC_TYPES, latest_key
 from perfwatch.errors import NotFoundError, ValidationFailedError
 from perfwatch.kit.hostname import resolve_host_name
 from perfwatch.kit.repository import MAX_PAGE_SIZE
-from perfwatch.metrics.buckets import MAX_POINTS_LIMIT, choose_step
+from perfwatch.metrics.buckets import choose_step
 from perfwatch.metrics.fields import resolve_fields
 from perfwatch.metrics.repository import SnapshotRepository, decode_cursor
 from perfwatch.metrics.schemas import (
@@ -39,7 +40,7 @@ from perfwatch.metrics.schemas import (
 
 logger = logging.getLogger("perfwatch.metrics.service")
 
-DEFAULT_MAX_POINTS = 1500  # the `api.max_points` default
+MAX_POINTS_KEY = "api.max_points"
 CACHE_TIMEOUT_SECONDS = 0.5
 MAX_HOST_LENGTH = 255
 
@@ -165,15 +166,11 @@ class MetricsService:
         return seen[0].host
 
     async def max_points(self) -> int:
-        """``api.max_points`` from the runtime configuration, kept within 1..MAX_POINTS_LIMIT."""
-        try:
-            value = await ConfigRepository(self.session).get_value(
-                "api.max_points", int, DEFAULT_MAX_POINTS
-            )
-        except ValidationFailedError as exc:
-            logger.warning("%s; using %d", exc.message, DEFAULT_MAX_POINTS)
-            return DEFAULT_MAX_POINTS
-        return min(max(value, 1), MAX_POINTS_LIMIT)
+        """``api.max_points`` as stored, or the catalogue's default when it is absent or breaks
+        the key's rule (a row written by hand must not break every series)."""
+        entry = await ConfigRepository(self.session).get(MAX_POINTS_KEY)
+        stored = {} if entry is None else {MAX_POINTS_KEY: entry.value}
+        return int(runtime_config.read_number(stored, MAX_POINTS_KEY))
 
     async def check_type(self, metric_type: str) -> None:
         """Known (the sampler's types, or any type stored), else :class:`UnknownMetricTypeError`."""

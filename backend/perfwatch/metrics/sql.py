@@ -168,13 +168,3 @@ def distinct_metric_types(for_host: bool) -> TextClause:
         " FROM types WHERE types.metric_type IS NOT NULL"
         ") SELECT metric_type FROM types WHERE metric_type IS NOT NULL"
     )
-
-
-DISTINCT_HOSTS = text(
-    "WITH RECURSIVE hosts(host) AS ("
-    " SELECT (SELECT host FROM metric_snapshots ORDER BY host LIMIT 1)"
-    " UNION ALL"
-    " SELECT (SELECT m.host FROM metric_snapshots m WHERE m.host > hosts.host"
-    "  ORDER BY m.host LIMIT 1) FROM hosts WHERE hosts.host IS NOT NULL"
-    ") SELECT host FROM hosts WHERE host IS NOT NULL"
-)

@@ -29,19 +29,6 @@ class UserRepository(Repository[User]):
         )
         return (await self.session.execute(query)).scalar_one_or_none()
 
-    async def get_by_email(self, email: str) -> User | None:
-        query = self._base_query().where(func.lower(User.email) == email.lower())
-        return (await self.session.execute(query)).scalar_one_or_none()
-
-    async def get_active_by_username(self, username: str) -> User | None:
-        """The account that may log in: exists, not soft-deleted, active."""
-        user = await self.get_by_username(username)
-        return user if user is not None and user.is_active else None
-
-    async def list_active(self, *, limit: int = 50, offset: int = 0) -> list[User]:
-        page = await self.list(filters={"is_active": True}, limit=limit, offset=offset)
-        return page.items
-
     async def active_admin_ids(self, *, lock: bool = False) -> list[uuid.UUID]:
         """Ids of the active, non-deleted administrators. ``lock``: ``FOR UPDATE`` on
         PostgreSQL, so two requests demoting two admins at once cannot leave none (SQLite
