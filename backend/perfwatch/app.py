@@ -25,9 +25,10 @@ from perfwatch.config import Settings, get_settings
 from perfwatch.config_store.router import router as config_router
 from perfwatch.db.session import Database
 from perfwatch.health.router import router as health_router
+from perfwatch.metrics.live import router as live_router
 from perfwatch.metrics.maintenance import run_maintenance
-from perfwatch.metrics.router import prometheus_router
 from perfwatch.metrics.router import router as metrics_router
+from perfwatch.metrics.scrape import prometheus_router
 from perfwatch.retention.router import router as archive_policies_router
 from perfwatch.sampler.factory import build_sampler
 from perfwatch.users.principals import principal_cache
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     # Routes are tried in order: the metrics reads, polled by every dashboard, come first.
     for router in (
+        live_router,
         metrics_router,
         auth_router,
         users_router,

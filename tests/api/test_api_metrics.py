@@ -21,7 +21,7 @@ from perfwatch.cache.redis import RedisCache
 from perfwatch.config import Settings
 from perfwatch.config_store.service import ConfigService
 from perfwatch.contract.metrics import SnapshotRow, encode_snapshot, latest_key, live_channel
-from perfwatch.metrics import router as metrics_router
+from perfwatch.metrics import live as metrics_live
 from perfwatch.metrics.ingest import SnapshotIngest
 from perfwatch.metrics.service import LATEST_LOOKUP_STATS
 from perfwatch.models import UserRole
@@ -526,8 +526,8 @@ async def subscribers(app: FastAPI, channel: str) -> int:
 async def test_stream_delivers_published_snapshots_and_frees_the_subscription(
     api_settings: Settings, monkeypatch: pytest.MonkeyPatch, auth: str
 ) -> None:
-    monkeypatch.setattr(metrics_router, "HEARTBEAT_SECONDS", 0.2)
-    monkeypatch.setattr(metrics_router, "POLL_SECONDS", 0.05)
+    monkeypatch.setattr(metrics_live, "HEARTBEAT_SECONDS", 0.2)
+    monkeypatch.setattr(metrics_live, "POLL_SECONDS", 0.05)
     host = unique_name("web")
     async with running_app(api_settings) as app:
         account = await add_user(UserRole.VIEWER)

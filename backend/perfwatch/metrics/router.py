@@ -1,35 +1,22 @@
-"""Metrics read API (viewer or above): types, hosts, latest values, series, raw pages, summaries
-and the live stream (Server-Sent Events). HTTP translation only; the rules are in
-:class:`~perfwatch.metrics.service.MetricsService`."""
+"""Metrics read API (viewer or above): types, hosts, latest values, series, raw pages and
+summaries. HTTP translation only; the rules are in ``MetricsService``. The live stream is
+``metrics/live.py``, the Prometheus scrape ``metrics/scrape.py``."""
 
 from __future__ import annotations
 
-import hmac
 import logging
-import time
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-import anyio
-from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi import APIRouter, Query, Response
 
-from perfwatch.api.dependencies import CacheDep, EngineDep, SessionDep, SettingsDep
-from perfwatch.api.errors import error_body, error_response, error_responses
+from perfwatch.api.dependencies import CacheDep, SessionDep
+from perfwatch.api.errors import error_response, error_responses
 from perfwatch.api.responses import model_response
 from perfwatch.api.security import (
-    AuthenticatorDep,
-    Principal,
     ViewerUser,
-    oauth2_scheme,
-    principal_for,
-    viewer_or_above,
 )
-from perfwatch.cache import Subscription
-from perfwatch.contract.metrics import live_channel
 from perfwatch.errors import ValidationFailedError
 from perfwatch.kit.repository import MAX_PAGE_SIZE
-from perfwatch.metrics.exposition import CONTENT_TYPE, scrape
 from perfwatch.metrics.schemas import (
     HostList,
     LatestSnapshot,
@@ -47,11 +34,6 @@ router = APIRouter(tags=["metrics"])
 
 # Longest from/to range a query may cover (series, raw pages and summaries alike).
 MAX_SPAN = DEFAULT_MAX_SPAN
-# Live stream: a comment line this often keeps proxies and browsers from closing an idle
-# stream; between messages the handler wakes every POLL_SECONDS to notice a gone client.
-HEARTBEAT_SECONDS = 15.0
-POLL_SECONDS = 1.0
-
 TIME_HELP = "ISO 8601 with an offset (2026-11-27T10:00:00Z), 'now', or relative: -15m, -24h, -7d"
 HOST_HELP = (
     "Host name. Left out: this server's own host (PERFWATCH_HOSTNAME, else the host's name, as "
@@ -149,115 +131,6 @@ def _not_found(host: str, metric_type: str) -> Response:
     )
 
 
-# ----- live stream --------------------------------------------------------------------------------
-
-_access_token_query = Query(
-    alias="access_token",
-    description="The access token, for clients that cannot set headers (browsers' "
-    "EventSource). Prefer the Authorization header: URLs end up in logs.",
-    max_length=4096,
-)
-
-
-async def stream_user(
-    header_token: Annotated[str | None, Depends(oauth2_scheme)],
-    session: SessionDep,
-    cache: CacheDep,
-    settings: SettingsDep,
-    authenticate: AuthenticatorDep,
-    access_token: Annotated[str | None, _access_token_query] = None,
-) -> Principal:
-    """The Bearer header, or ``?access_token=``, checked exactly like the header."""
-    user = await principal_for(header_token or access_token, session, cache, settings, authenticate)
-    return await viewer_or_above(user)
-
-
-def sse_event(event: str, data: str) -> str:
-    lines = "".join(f"data: {line}\n" for line in data.splitlines() or [""])
-    return f"event: {event}\n{lines}\n"
-
-
-async def live_events(request: Request, subscription: Subscription) -> AsyncIterator[str]:
-    """Snapshots from the subscription as ``snapshot`` events, ``: ping`` when idle; the
-    subscription is closed when the client goes (or the server stops)."""
-    try:
-        yield ": connected\n\n"
-        last_sent = time.monotonic()
-        while not await request.is_disconnected():
-            message = await subscription.get(timeout=POLL_SECONDS)
-            if message is not None:
-                yield sse_event("snapshot", message)
-                last_sent = time.monotonic()
-            elif time.monotonic() - last_sent >= HEARTBEAT_SECONDS:
-                yield ": ping\n\n"
-                last_sent = time.monotonic()
-    finally:
-        with anyio.CancelScope(shield=True):
-            try:
-                await subscription.close()
-            except Exception as exc:  # Redis gone: nothing left to free
-                logger.debug("live subscription not closed cleanly: %s", exc)
-
-
-_UNAVAILABLE: dict[str, Any] = {
-    "description": "The live channel (the cache) is unavailable",
-    "content": {
-        "application/json": {
-            "schema": {"$ref": "#/components/schemas/ErrorResponse"},
-            "example": error_body(
-                "service_unavailable", "the live channel is unavailable; retry later"
-            ),
-        }
-    },
-}
-
-_SSE_EXAMPLE = (
-    ": connected\n\n"
-    'event: snapshot\ndata: {"host":"web-1","metric_type":"cpu",'
-    '"captured_at":"2026-11-27T10:00:00+00:00","data":{"percent":1.96}}\n\n'
-    ": ping\n\n"
-)
-
-
-@router.get(
-    "/metrics/stream",
-    summary="Live snapshots (Server-Sent Events)",
-    description="Every snapshot of the host as it is sampled: `event: snapshot` with the "
-    "snapshot (host, metric_type, captured_at, data) as JSON data; a `: ping` comment every "
-    "15 s while idle. Authenticate with the Bearer header or `?access_token=` (EventSource "
-    "cannot set headers).",
-    response_class=StreamingResponse,
-    responses={
-        200: {
-            "description": "An endless event stream",
-            "content": {"text/event-stream": {"example": _SSE_EXAMPLE}},
-        },
-        **error_responses(401, 403, 404, 422),
-        503: _UNAVAILABLE,
-    },
-)
-async def stream(
-    request: Request,
-    session: SessionDep,
-    cache: CacheDep,
-    _viewer: Annotated[Principal, Depends(stream_user)],
-    host: HostQuery = None,
-) -> Response:
-    resolved = await MetricsService(session, cache).resolve_host(host)
-    try:
-        subscription = await cache.subscribe(live_channel(resolved))
-    except Exception as exc:
-        logger.warning("live channel unavailable: %s", exc)
-        return error_response(
-            503, "service_unavailable", "the live channel is unavailable; retry later"
-        )
-    return StreamingResponse(
-        live_events(request, subscription),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
-
-
 # ----- ranges -------------------------------------------------------------------------------------
 
 
@@ -321,62 +194,3 @@ async def summary(
     begin, end = parse_range(start, to, max_span=MAX_SPAN)
     service = MetricsService(session, None)
     return model_response(await service.summary(host, metric_type, begin, end, _fields(fields)))
-
-
-# ----- Prometheus ---------------------------------------------------------------------------------
-
-_PROMETHEUS_EXAMPLE = (
-    "# HELP perfwatch_cpu_percent Busy share of all CPUs\n"
-    "# TYPE perfwatch_cpu_percent gauge\n"
-    'perfwatch_cpu_percent{host="web-1"} 1.96\n'
-)
-
-# Outside /api/v1: GET /metrics, where scrapers look by default.
-prometheus_router = APIRouter(tags=["metrics"])
-
-
-async def scrape_auth(
-    token: Annotated[str | None, Depends(oauth2_scheme)],
-    session: SessionDep,
-    cache: CacheDep,
-    settings: SettingsDep,
-    authenticate: AuthenticatorDep,
-) -> None:
-    """``METRICS_TOKEN`` as a static bearer token when set, else a viewer's access token."""
-    expected = settings.metrics_token
-    if expected and token and hmac.compare_digest(token.encode(), expected.encode()):
-        return
-    await viewer_or_above(await principal_for(token, session, cache, settings, authenticate))
-
-
-@prometheus_router.get(
-    "/metrics",
-    summary="Prometheus metrics",
-    description="Text exposition format 0.0.4: headline gauges of every host's latest snapshots "
-    "(CPU, load, memory, swap, interface throughput, filesystem use) and this process's health "
-    "(requests, latest-value cache, database pool, sampler). Send a viewer's access token or "
-    "`METRICS_TOKEN` as `Authorization: Bearer`.",
-    response_class=PlainTextResponse,
-    dependencies=[Depends(scrape_auth)],
-    responses={
-        200: {
-            "description": f"Content-Type: {CONTENT_TYPE}",
-            "content": {"text/plain": {"example": _PROMETHEUS_EXAMPLE}},
-        },
-        **error_responses(401, 403),
-    },
-)
-async def prometheus_metrics(
-    request: Request, session: SessionDep, cache: CacheDep, engine: EngineDep
-) -> Response:
-    state = request.app.state
-    sampler = getattr(state, "sampler", None)
-    requests = getattr(state, "request_counts", None)
-    body = await scrape(
-        session,
-        cache,
-        requests=requests.counts if requests is not None else None,
-        engine=engine,
-        sampler_status=sampler.status() if sampler is not None else None,
-    )
-    return Response(body, media_type=CONTENT_TYPE)
