@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -109,9 +109,9 @@ def statements_executed(app: FastAPI) -> Iterator[list[str]]:
             event.remove(engine, "before_cursor_execute", record)
 
 
-def app_session() -> AsyncIterator[AsyncSession]:
+def app_session() -> AbstractAsyncContextManager[AsyncSession]:
     """A unit of work on the running app's database (inside the test's transaction if any)."""
-    return unit_of_work(_SESSIONS.get())  # type: ignore[return-value]
+    return unit_of_work(_SESSIONS.get())
 
 
 def client_of(
