@@ -4,7 +4,9 @@ Prints one line per figure, ``BENCH <name> <value> <unit>``, and writes bench/re
 Runs against PostgreSQL 16 (``BENCH_DATABASE_URL``, else the throwaway server of
 scripts/pg16.sh) on a dedicated database that is recreated each run.
 
-Parts: BENCH_ONLY=sampler, BENCH_ONLY=storage or BENCH_ONLY=api runs one part (default: all).
+Parts: BENCH_ONLY=sampler, storage, retention or api runs one part (default: all). The
+retention part (bench/storage_bench.py) measures raw encodings and rollup-tier layouts for the
+storage lifecycle (issue 11); see that module for its sizes (BENCH_RETENTION_HOURS, ...).
 The sampler part (bench/sampler_bench.py) runs first, because its replay benchmark empties
 metric_snapshots. The api part (bench/api_bench.py) uses a database of its own
 (perfwatch_bench_api) and Redis database 14, serves it with a uvicorn process and loads it
@@ -45,6 +47,7 @@ sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 import api_bench  # noqa: E402
 import sampler_bench  # noqa: E402
+import storage_bench  # noqa: E402
 
 from perfwatch.bootstrap.seed import SeedPlan, generate_rows  # noqa: E402
 from perfwatch.config import Settings  # noqa: E402
@@ -117,7 +120,7 @@ def rows_for(plan: SeedPlan) -> list[SnapshotRow]:
     return list(generate_rows(plan, METRIC_TYPE))
 
 
-PARTS = ("sampler", "storage", "api")
+PARTS = ("sampler", "storage", "retention", "api")
 
 
 async def main() -> None:
@@ -133,6 +136,8 @@ async def main() -> None:
         parameters.update(await sampler_bench.run(url, report))
     if only in ("all", "storage"):
         parameters.update(await storage(url, settings))
+    if only in ("all", "retention"):
+        parameters.update(await storage_bench.run(url, report))
     if only in ("all", "api"):
         parameters.update(await api_bench.run(admin, report))
 
