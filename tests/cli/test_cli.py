@@ -7,22 +7,27 @@ import json
 import re
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 import typer
+from jsonschema import Draft202012Validator
 from typer.testing import CliRunner
 
 from perfwatch import __version__
 from perfwatch.auth.revocation import REVOKED_BEFORE_KEY
 from perfwatch.auth.throttle import PAIR_LIMIT, LoginThrottle
+from perfwatch.bootstrap.seed import SeedPlan, generate_rows
 from perfwatch.cache.redis import RedisCache
 from perfwatch.cli import app
+from perfwatch.contract.documents import SCHEMAS
 from perfwatch.contract.metrics import METRIC_TYPES
 from perfwatch.db import migrations
 from perfwatch.errors import TooManyRequestsError
+from perfwatch.metrics.fields import DEFAULT_FIELDS
 from perfwatch.users.passwords import verify_password
 from tests.support.cli import assert_one_line_error, invoke
 from tests.support.helpers import (
@@ -433,6 +438,22 @@ def test_seed_inserts_every_metric_type_once(fresh_db: str, tmp_path: Path) -> N
         assert int(again[2].replace(",", "")) == per_type * len(METRIC_TYPES)
     total = fetch(fresh_db, "SELECT count(*) FROM metric_snapshots")[0][0]
     assert total == per_type * len(METRIC_TYPES) + int(again[1].replace(",", ""))
+
+
+def test_seeded_documents_follow_the_metric_schemas_and_hold_the_default_fields() -> None:
+    # Demo history must look like the sampler's: charts and the default fields read it.
+    end = datetime(2026, 12, 2, tzinfo=UTC)
+    plan = SeedPlan("demo", end - timedelta(days=2), end, 6 * 3600, tuple(METRIC_TYPES))
+    for metric_type in METRIC_TYPES:
+        rows = list(generate_rows(plan, metric_type))
+        assert len(rows) == 8
+        for row in rows:
+            Draft202012Validator(SCHEMAS[metric_type]).validate(row.metric_data)
+            for path in DEFAULT_FIELDS[metric_type]:
+                value: Any = row.metric_data
+                for segment in path.split("."):
+                    value = value[int(segment)] if isinstance(value, list) else value[segment]
+                assert isinstance(value, int | float), (metric_type, path, value)
 
 
 def test_seed_without_a_terminal_prints_numbers(tmp_path: Path) -> None:

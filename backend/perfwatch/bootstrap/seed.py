@@ -6,36 +6,23 @@ produces the same rows (ignored as duplicates) and a later run only adds the new
 
 from __future__ import annotations
 
-import math
 import random
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from perfwatch.bootstrap.demo_documents import GENERATORS
 from perfwatch.contract.metrics import METRIC_TYPES, SnapshotRow
 from perfwatch.db.partitions import ensure_snapshot_partitions
 from perfwatch.db.session import unit_of_work
 from perfwatch.metrics.ingest import SnapshotIngest
 from perfwatch.metrics.rollups import RollupRepository
 
-SCHEMA_VERSION = 1
 MAX_SEED_DAYS = 30
 BATCH_SIZE = 5_000
-CORES = 4
-PROCESS_NAMES = (
-    "postgres",
-    "redis-server",
-    "uvicorn",
-    "nginx",
-    "sshd",
-    "systemd",
-    "cron",
-    "python3",
-)
 
 
 @dataclass(frozen=True)
@@ -80,175 +67,6 @@ def plan_seed(
         interval_seconds=interval_seconds,
         metric_types=tuple(metric_types),
     )
-
-
-def _wave(t: float, period: float, low: float, high: float, noise: random.Random) -> float:
-    """A daily-looking load curve with noise, clamped to [low, high]."""
-    value = (
-        low + (high - low) * (0.5 + 0.4 * math.sin(2 * math.pi * t / period)) + noise.gauss(0, 3)
-    )
-    return round(min(max(value, low), high), 2)
-
-
-def _cpu(t: float, r: random.Random) -> dict[str, Any]:
-    per_core = [_wave(t + i * 600, 86_400, 0, 100, r) for i in range(CORES)]
-    total = round(sum(per_core) / CORES, 2)
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "percent": total,
-        "per_cpu_percent": per_core,
-        "times_percent": {
-            "user": round(total * 0.7, 2),
-            "system": round(total * 0.2, 2),
-            "iowait": round(total * 0.05, 2),
-            "steal": 0.0,
-            "idle": round(100 - total, 2),
-        },
-        "load_average": [round(total / 25, 2), round(total / 27, 2), round(total / 30, 2)],
-        "ctx_switches_per_s": round(2_000 + total * 80 + r.random() * 100, 1),
-        "interrupts_per_s": round(1_000 + total * 30 + r.random() * 50, 1),
-        "frequency_mhz": 2_400.0,
-        "count": CORES,
-    }
-
-
-def _memory(t: float, r: random.Random) -> dict[str, Any]:
-    total = 16 * 1024**3
-    percent = _wave(t, 43_200, 20, 90, r)
-    used = int(total * percent / 100)
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "virtual": {
-            "total": total,
-            "available": total - used,
-            "used": used,
-            "percent": percent,
-            "buffers": 200 * 1024**2,
-            "cached": 2 * 1024**3,
-        },
-        "swap": {"total": 2 * 1024**3, "used": 0, "free": 2 * 1024**3, "percent": 0.0},
-    }
-
-
-def _disk(t: float, r: random.Random) -> dict[str, Any]:
-    total = 500 * 1024**3
-    used = int(total * (0.4 + t / 86_400 / 1_000))
-    read_bps = max(0.0, _wave(t, 3_600, 0, 100, r) * 1024**2 / 10)
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "usage": [
-            {
-                "mountpoint": "/",
-                "device": "/dev/vda1",
-                "fstype": "ext4",
-                "total": total,
-                "used": used,
-                "free": total - used,
-                "percent": round(used / total * 100, 2),
-            }
-        ],
-        "io": [
-            {
-                "device": "vda",
-                "read_bytes_per_s": round(read_bps, 1),
-                "write_bytes_per_s": round(read_bps * 1.5, 1),
-                "read_iops": round(read_bps / 4096, 1),
-                "write_iops": round(read_bps * 1.5 / 4096, 1),
-                "busy_percent": round(min(read_bps / 2e6, 100), 2),
-            }
-        ],
-    }
-
-
-def _network(t: float, r: random.Random) -> dict[str, Any]:
-    rx = _wave(t, 7_200, 0, 100, r) * 12_500
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "interfaces": [
-            {
-                "name": "eth0",
-                "bytes_recv_per_s": round(rx, 1),
-                "bytes_sent_per_s": round(rx / 3, 1),
-                "packets_recv_per_s": round(rx / 900, 1),
-                "packets_sent_per_s": round(rx / 2_700, 1),
-                "errin_per_s": 0.0,
-                "errout_per_s": 0.0,
-                "dropin_per_s": 0.0,
-                "dropout_per_s": 0.0,
-            }
-        ],
-        "connections": {
-            "ESTABLISHED": 40 + r.randint(0, 20),
-            "LISTEN": 12,
-            "TIME_WAIT": r.randint(0, 30),
-        },
-    }
-
-
-def _processes(t: float, r: random.Random) -> dict[str, Any]:
-    top = [
-        {
-            "pid": 100 + i * 37,
-            "name": name,
-            "user": "root" if i % 3 else "postgres",
-            "cpu_percent": round(r.random() * 30, 2),
-            "rss": r.randint(10, 800) * 1024**2,
-            "num_threads": r.randint(1, 40),
-        }
-        for i, name in enumerate(PROCESS_NAMES)
-    ]
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "counts": {
-            "total": 180 + r.randint(0, 20),
-            "running": r.randint(1, 4),
-            "sleeping": 175,
-            "zombie": 0,
-        },
-        "top_cpu": sorted(top, key=lambda p: -p["cpu_percent"]),
-        "top_memory": sorted(top, key=lambda p: -p["rss"]),
-    }
-
-
-def _system(t: float, r: random.Random) -> dict[str, Any]:
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "hostname": "demo",
-        "os": "Linux",
-        "kernel": "6.1.0-demo",
-        "boot_time": 1_700_000_000,
-        "uptime_seconds": int(t - 1_700_000_000),
-        "users": [{"name": "admin", "terminal": "pts/0", "host": "10.0.0.2"}],
-    }
-
-
-def _sensors(t: float, r: random.Random) -> dict[str, Any]:
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "temperatures": {
-            "coretemp": [
-                {
-                    "label": "Package id 0",
-                    "current": _wave(t, 86_400, 35, 85, r),
-                    "high": 90.0,
-                    "critical": 100.0,
-                }
-            ]
-        },
-        "fans": {},
-        "battery": None,
-    }
-
-
-GENERATORS: dict[str, Callable[[float, random.Random], dict[str, Any]]] = {
-    "cpu": _cpu,
-    "memory": _memory,
-    "disk": _disk,
-    "network": _network,
-    "processes": _processes,
-    "system": _system,
-    "sensors": _sensors,
-}
 
 
 def generate_rows(plan: SeedPlan, metric_type: str) -> Iterator[SnapshotRow]:
