@@ -4,11 +4,13 @@ Prints one line per figure, ``BENCH <name> <value> <unit>``, and writes bench/re
 Runs against PostgreSQL 16 (``BENCH_DATABASE_URL``, else the throwaway server of
 scripts/pg16.sh) on a dedicated database that is recreated each run.
 
-Parts: BENCH_ONLY=sampler, storage, retention or api runs one part (default: all). The
+Parts: BENCH_ONLY=sampler, storage, retention, tiers or api runs one part (default: all). The
 retention part (bench/storage_bench.py) measures raw encodings and rollup-tier layouts for the
-storage lifecycle (issue 11); see that module for its sizes (BENCH_RETENTION_HOURS, ...).
-The sampler part (bench/sampler_bench.py) runs first, because its replay benchmark empties
-metric_snapshots. The api part (bench/api_bench.py) uses a database of its own
+storage lifecycle (issue 11); see that module for its sizes (BENCH_RETENTION_HOURS, ...). The
+tiers part (bench/tier_bench.py) measures the CPU time of rolling up one host's minute into the
+resolution tiers; it needs no database, runs first, and alone starts no server. The sampler
+part (bench/sampler_bench.py) runs first of the database parts, because its replay benchmark
+empties metric_snapshots. The api part (bench/api_bench.py) uses a database of its own
 (perfwatch_bench_api) and Redis database 14, serves it with a uvicorn process and loads it
 with wrk; see that module for its sizes (BENCH_API_DAYS, BENCH_API_SECONDS, ...).
 
@@ -48,6 +50,7 @@ sys.path.insert(0, str(REPO_ROOT / "bench"))
 import api_bench  # noqa: E402
 import sampler_bench  # noqa: E402
 import storage_bench  # noqa: E402
+import tier_bench  # noqa: E402
 
 from perfwatch.bootstrap.seed import SeedPlan, generate_rows  # noqa: E402
 from perfwatch.config import Settings  # noqa: E402
@@ -120,18 +123,28 @@ def rows_for(plan: SeedPlan) -> list[SnapshotRow]:
     return list(generate_rows(plan, METRIC_TYPE))
 
 
-PARTS = ("sampler", "storage", "retention", "api")
+PARTS = ("sampler", "storage", "retention", "tiers", "api")
 
 
 async def main() -> None:
     only = os.environ.get("BENCH_ONLY", "all").strip() or "all"
     if only not in ("all", *PARTS):
         raise SystemExit(f"BENCH_ONLY must be one of all, {', '.join(PARTS)}; got {only!r}")
+    parameters: dict[str, Any] = {"only": only}
+    if only in ("all", "tiers"):
+        parameters.update(await tier_bench.run(report))
+    if only != "tiers":
+        parameters.update(await on_database(only))
+    write_results(parameters)
+
+
+async def on_database(only: str) -> dict[str, Any]:
+    """The parts that need PostgreSQL, on a freshly migrated database."""
     admin = admin_url()
     url = await recreate(admin)
     settings = Settings(database_url=url, slow_query_ms=0)
     await asyncio.to_thread(migrations.upgrade, "head", settings)
-    parameters: dict[str, Any] = {"only": only}
+    parameters: dict[str, Any] = {}
     if only in ("all", "sampler"):
         parameters.update(await sampler_bench.run(url, report))
     if only in ("all", "storage"):
@@ -140,7 +153,10 @@ async def main() -> None:
         parameters.update(await storage_bench.run(url, report))
     if only in ("all", "api"):
         parameters.update(await api_bench.run(admin, report))
+    return parameters
 
+
+def write_results(parameters: dict[str, Any]) -> None:
     out = REPO_ROOT / "bench" / "results.json"
     out.write_text(
         json.dumps(

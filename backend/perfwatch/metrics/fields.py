@@ -35,6 +35,16 @@ DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
     "sensors": ("battery.percent",),
 }
 
+# Top-level members whose numbers are not series, so the resolution tiers (metrics/tiers) keep no
+# statistics of them. Every document's schema_version is a constant. The processes' top-N lists
+# are ranks: slot 0 holds whichever process leads at that instant, so ``top_cpu.0.cpu_percent``
+# over time follows no process. They are also most of the type's numbers: 100 of 108 fields at
+# the default sampler.processes.top_n of 10.
+NOT_SERIES_ANY_TYPE = frozenset({"schema_version"})
+NOT_SERIES: dict[str, frozenset[str]] = {
+    "processes": NOT_SERIES_ANY_TYPE | {"top_cpu", "top_memory"},
+}
+
 # The name shown for the free keys of an object, by the object's own name.
 _KEY_PLACEHOLDERS = {
     "io": "<device>",
