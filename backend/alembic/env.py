@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from perfwatch.config import Settings, SettingsError, get_settings
 from perfwatch.db.engine import build_engine
 from perfwatch.db.migrations import render_frozen_type
-from perfwatch.db.partitions import is_snapshot_partition
+from perfwatch.db.partitions import is_partition
 from perfwatch.models import Base
 
 # Any constant works as long as every PerfWatch process uses the same one.
@@ -29,8 +29,8 @@ target_metadata = Base.metadata
 
 
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
-    # Daily partitions are created at run time by the maintenance function, not by models.
-    return not (type_ == "table" and name is not None and is_snapshot_partition(name))
+    # Partitions are created at run time by the partition function, not by models.
+    return not (type_ == "table" and name is not None and is_partition(name))
 
 
 def _configure(connection: Connection) -> None:

@@ -220,12 +220,7 @@ async def test_archive_policies_crud(api_settings: Settings) -> None:
         _, member = await headers_for(api_settings, UserRole.MEMBER)
         base = "/api/v1/archive-policies"
 
-        cpu = {
-            "metric_type": "cpu",
-            "retention_days": 14,
-            "downsample_after_days": 2,
-            "downsample_interval": 60,
-        }
+        cpu = {"metric_type": "cpu", "raw_days": 2, "minute_days": 7, "retention_days": 14}
         response = await client.post(base, headers=admin, json=cpu)
         assert response.status_code == 201, response.text
         created = response.json()
@@ -241,6 +236,14 @@ async def test_archive_policies_crud(api_settings: Settings) -> None:
         )
         assert [detail["field"] for detail in error["details"]] == ["retention_days"]
         error = assert_error(
+            await client.post(base, headers=admin, json={"metric_type": "disk", "raw_days": 1}),
+            422,
+        )
+        assert {detail["field"] for detail in error["details"]} == {
+            "minute_days",
+            "retention_days",
+        }
+        error = assert_error(
             await client.post(base, headers=admin, json={**cpu, "metric_type": "gpu"}),
             422,
             "validation_failed",
@@ -251,32 +254,24 @@ async def test_archive_policies_crud(api_settings: Settings) -> None:
             await client.post(
                 base,
                 headers=admin,
-                json={
-                    "metric_type": "disk",
-                    "retention_days": 7,
-                    "downsample_after_days": 7,
-                    "downsample_interval": 60,
-                },
+                json={"metric_type": "disk", "raw_days": 8, "minute_days": 7, "retention_days": 7},
             ),
             422,
         )
-        assert "must be less than retention_days" in error["message"]
-        error = assert_error(
-            await client.post(
-                base,
-                headers=admin,
-                json={"metric_type": "disk", "retention_days": 7, "downsample_interval": 60},
-            ),
-            422,
-        )
-        assert "set both, or neither" in error["message"]
+        assert "raw_days (8) <= minute_days (7) <= retention_days (7) must hold" in error["message"]
         assert_error(await client.post(base, headers=admin, json={**cpu, "action": "shred"}), 422)
         assert_error(await client.post(base, headers=admin, json={**cpu, "last_run_at": None}), 422)
 
         response = await client.post(
             base,
             headers=admin,
-            json={"metric_type": "*", "retention_days": 30, "action": "archive"},
+            json={
+                "metric_type": "*",
+                "raw_days": 1,
+                "minute_days": 30,
+                "retention_days": 30,
+                "action": "archive",
+            },
         )
         assert response.status_code == 201, response.text
         fallback = response.json()
@@ -299,9 +294,7 @@ async def test_archive_policies_crud(api_settings: Settings) -> None:
         assert response.status_code == 200, response.text
         patched = response.json()
         assert patched["retention_days"] == 30 and patched["action"] == "archive"
-        assert (
-            patched["downsample_interval"] == 60 and patched["updated_at"] >= created["updated_at"]
-        )
+        assert patched["raw_days"] == 2 and patched["updated_at"] >= created["updated_at"]
         assert_error(await client.patch(policy_url, headers=admin, json={"metric_type": "*"}), 409)
         error = assert_error(
             await client.patch(policy_url, headers=admin, json={"retention_days": None}), 422
@@ -310,21 +303,16 @@ async def test_archive_policies_crud(api_settings: Settings) -> None:
         error = assert_error(
             await client.patch(policy_url, headers=admin, json={"retention_days": 2}), 422
         )
-        assert "downsample_after_days (2) must be less than retention_days (2)" in error["message"]
+        assert "minute_days (7) <= retention_days (2)" in error["message"]
         assert_error(await client.patch(policy_url, headers=admin, json={"retention_days": 0}), 422)
         response = await client.patch(
             policy_url,
             headers=admin,
-            json={
-                "downsample_after_days": None,
-                "downsample_interval": None,
-                "enabled": False,
-                "metric_type": "memory",
-            },
+            json={"raw_days": 1, "minute_days": 1, "enabled": False, "metric_type": "memory"},
         )
         assert response.status_code == 200, response.text
         body = response.json()
-        assert body["downsample_after_days"] is None and body["enabled"] is False
+        assert body["minute_days"] == 1 and body["enabled"] is False
         assert body["metric_type"] == "memory"
         assert_error(
             await client.patch(f"{base}/{uuid.uuid4()}", headers=admin, json={"enabled": True}),
@@ -350,7 +338,12 @@ async def test_every_metric_type_can_have_a_policy(api_settings: Settings) -> No
             response = await client.post(
                 "/api/v1/archive-policies",
                 headers=admin,
-                json={"metric_type": metric_type, "retention_days": 1},
+                json={
+                    "metric_type": metric_type,
+                    "raw_days": 1,
+                    "minute_days": 1,
+                    "retention_days": 1,
+                },
             )
             assert response.status_code == 201, response.text
         response = await client.get("/api/v1/archive-policies", headers=admin)

@@ -66,9 +66,9 @@ async def database_state(engine: AsyncEngine) -> dict[str, Any]:
         "policies": {
             p.metric_type: (
                 p.id,
+                p.raw_days,
+                p.minute_days,
                 p.retention_days,
-                p.downsample_after_days,
-                p.downsample_interval,
                 p.action,
             )
             for p in policies
@@ -79,7 +79,7 @@ async def database_state(engine: AsyncEngine) -> dict[str, Any]:
 def expected_defaults() -> tuple[dict[str, Any], dict[str, Any]]:
     config = {d.key: (d.default, d.description, "init") for d in DEFAULT_CONFIG}
     policies = {
-        d.metric_type: (d.retention_days, d.downsample_after_days, d.downsample_interval, d.action)
+        d.metric_type: (d.raw_days, d.minute_days, d.retention_days, d.action)
         for d in DEFAULT_POLICIES
     }
     return config, policies

@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 
 from perfwatch.db import migrations
 from perfwatch.db.migrations import render_frozen_type
-from perfwatch.db.partitions import DEFAULT_PARTITION, PARTITION_PREFIX
+from perfwatch.db.partitions import SNAPSHOTS
 from perfwatch.models import Base
 from tests.support.helpers import (
     BIN_DIR,
@@ -42,9 +42,22 @@ from tests.support.services import REPO_ROOT, PostgresServer
 
 BACKEND_DIR = REPO_ROOT / "backend"
 APP_TABLES = frozenset(
-    {"users", "config_entries", "archive_policies", "metric_snapshots", "metric_rollups_1m"}
+    {
+        "users",
+        "config_entries",
+        "archive_policies",
+        "metric_snapshots",
+        "metric_tier_1m",
+        "metric_tier_1h",
+        "metric_tier_pending",
+        "maintenance_state",
+    }
 )
-PARTITION_FUNCTION = "perfwatch_ensure_snapshot_partitions"
+# Tables of head that the revision before it does not have.
+NEW_AT_HEAD = frozenset(
+    {"metric_tier_1m", "metric_tier_1h", "metric_tier_pending", "maintenance_state"}
+)
+PARTITION_FUNCTION = "perfwatch_ensure_partitions"
 SCRIPTS = ScriptDirectory.from_config(migrations.alembic_config())
 HEAD = SCRIPTS.get_current_head()
 REVISIONS = len(list(SCRIPTS.walk_revisions()))
@@ -111,7 +124,8 @@ def assert_schema_gone(url: str) -> None:
         relations = fetch(
             url,
             "SELECT relname FROM pg_class WHERE relname LIKE 'metric_snapshots%' "
-            "OR relname LIKE 'metric_rollups%' "
+            "OR relname LIKE 'metric_rollups%' OR relname LIKE 'metric_tier%' "
+            "OR relname LIKE 'maintenance_state%' "
             "OR relname LIKE 'users%' OR relname LIKE 'config_entries%' "
             "OR relname LIKE 'archive_policies%'",
         )
@@ -143,8 +157,9 @@ def test_downgrade_base_removes_every_app_object(empty_url: str, tmp_path: Path)
         partitions = {
             row[0] for row in fetch(empty_url, "SELECT inhrelid::regclass::text FROM pg_inherits")
         }
-        assert DEFAULT_PARTITION in partitions
-        assert any(name.startswith(PARTITION_PREFIX) for name in partitions)
+        assert SNAPSHOTS.default_partition in partitions
+        assert any(name.startswith(f"{SNAPSHOTS.name}_p") for name in partitions)
+        assert any(name.endswith("_cpu") for name in partitions)  # (day, type) leaves
 
     result = run_shell("cd backend && alembic downgrade base", env)
     assert result.returncode == 0, result.stderr
@@ -169,13 +184,14 @@ def test_alembic_check_reports_no_drift(
 def test_alembic_check_detects_drift(empty_url: str, tmp_path: Path) -> None:
     env = subprocess_env(empty_url, tmp_path / "data")
     assert run_shell("cd backend && alembic upgrade head", env).returncode == 0
+    drift = "ALTER TABLE maintenance_state ADD COLUMN surplus_by_hand integer"
     if make_url(empty_url).get_backend_name() == "postgresql":
-        run_async(pg_fetch(empty_url, "DROP INDEX ix_metric_snapshots_captured_at"))
+        run_async(pg_fetch(empty_url, drift))
     else:
-        sqlite_fetch(empty_url, "DROP INDEX ix_metric_snapshots_captured_at")
+        sqlite_fetch(empty_url, drift)
     result = run_shell("cd backend && alembic check", env)
     assert result.returncode != 0
-    assert "ix_metric_snapshots_captured_at" in result.stdout + result.stderr
+    assert "surplus_by_hand" in result.stdout + result.stderr
 
 
 # ----- revisions are frozen -----------------------------------------------------------------------
@@ -238,17 +254,17 @@ EXPECTED_CONSTRAINTS = {
     "uq_archive_policies_metric_type",
     "ck_archive_policies_archive_action",
     "ck_archive_policies_retention_days_positive",
-    "ck_archive_policies_downsample_after_days_positive",
-    "ck_archive_policies_downsample_interval_positive",
+    "ck_archive_policies_tiers_ordered",
     "pk_metric_snapshots",
     "uq_metric_snapshots_host_metric_type_captured_at",
-    "pk_metric_rollups_1m",
-    "ck_metric_rollups_1m_counts_consistent",
+    "pk_metric_tier_1m",
+    "ck_metric_tier_1m_snapshots_positive",
+    "pk_metric_tier_1h",
+    "ck_metric_tier_1h_snapshots_positive",
+    "pk_metric_tier_pending",
+    "pk_maintenance_state",
 }
 EXPECTED_INDEXES = {
-    "ix_metric_snapshots_metric_type_captured_at",
-    "ix_metric_snapshots_captured_at",
-    "ix_metric_rollups_1m_host_metric_type_minute",
     # Case-insensitive uniqueness (expression indexes on lower()).
     "uq_users_lower_username",
     "uq_users_lower_email",
@@ -269,8 +285,8 @@ async def test_postgres_schema(postgres_url: str) -> None:
     assert columns["metric_snapshots", "captured_at"] == "timestamp with time zone"
     assert columns["metric_snapshots", "id"] == "bigint"
     assert columns["users", "id"] == "uuid"
-    assert columns["metric_rollups_1m", "minute"] == "timestamp with time zone"
-    assert columns["metric_rollups_1m", "value_sum"] == "double precision"
+    assert columns["metric_tier_1m", "bucket"] == "timestamp with time zone"
+    assert columns["metric_tier_1h", "stats"] == "jsonb"
 
     constraints = {
         row["conname"]
@@ -296,19 +312,25 @@ async def test_postgres_schema(postgres_url: str) -> None:
         "ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey) "
         "WHERE c.conname = 'pk_metric_snapshots'",
     )
-    assert {row["attname"] for row in primary_key} == {"id", "captured_at"}
-    rollup_key = await pg_fetch(
+    assert {row["attname"] for row in primary_key} == {"id", "captured_at", "metric_type"}
+    tier_key = await pg_fetch(
         postgres_url,
         "SELECT a.attname FROM pg_constraint c "
         "CROSS JOIN generate_subscripts(c.conkey, 1) AS k(i) JOIN pg_attribute a "
         "ON a.attrelid = c.conrelid AND a.attnum = c.conkey[k.i] "
-        "WHERE c.conname = 'pk_metric_rollups_1m' ORDER BY k.i",
+        "WHERE c.conname = 'pk_metric_tier_1m' ORDER BY k.i",
     )
-    assert [row["attname"] for row in rollup_key] == ["host", "metric_type", "field", "minute"]
-    kind = await pg_fetch(
-        postgres_url, "SELECT relkind::text FROM pg_class WHERE relname = 'metric_snapshots'"
+    assert [row["attname"] for row in tier_key] == ["host", "metric_type", "bucket"]
+    kinds = await pg_fetch(
+        postgres_url,
+        "SELECT relname, pg_get_partkeydef(oid) AS key FROM pg_class "
+        "WHERE relname IN ('metric_snapshots', 'metric_tier_1m', 'metric_tier_1h')",
     )
-    assert [row["relkind"] for row in kind] == ["p"]  # range-partitioned
+    assert {row["relname"]: row["key"] for row in kinds} == {
+        "metric_snapshots": "RANGE (captured_at)",
+        "metric_tier_1m": "RANGE (bucket)",
+        "metric_tier_1h": "RANGE (bucket)",
+    }
     assert await pg_fetch(
         postgres_url, "SELECT 1 FROM pg_proc WHERE proname = $1", PARTITION_FUNCTION
     )
@@ -362,10 +384,11 @@ def test_perfwatch_db_commands(empty_url: str, tmp_path: Path) -> None:
     result = perfwatch("db", "current", env=env, cwd=tmp_path)
     assert result.stdout.strip() == f"{HEAD} (head)"
 
-    result = perfwatch("db", "downgrade", env=env, cwd=tmp_path)  # one step: 0002 → 0001
+    result = perfwatch("db", "downgrade", env=env, cwd=tmp_path)  # one step back from head
     assert result.returncode == 0, result.stderr
-    assert table_names(empty_url) & APP_TABLES == APP_TABLES - {"metric_rollups_1m"}
-    assert perfwatch("db", "current", env=env, cwd=tmp_path).stdout.strip() == "0001"
+    assert table_names(empty_url) & APP_TABLES == APP_TABLES - NEW_AT_HEAD
+    previous = SCRIPTS.get_revision(HEAD).down_revision
+    assert perfwatch("db", "current", env=env, cwd=tmp_path).stdout.strip() == previous
 
     result = perfwatch("db", "downgrade", "base", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr

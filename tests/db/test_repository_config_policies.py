@@ -67,7 +67,8 @@ async def test_creating_a_key_twice_is_a_conflict(session: AsyncSession) -> None
 async def add_policy(
     repo: ArchivePolicyRepository, metric_type: str, retention_days: int = 30, **values: Any
 ) -> ArchivePolicy:
-    return await repo.create(metric_type=metric_type, retention_days=retention_days, **values)
+    windows = {"raw_days": 1, "minute_days": retention_days} | values
+    return await repo.create(metric_type=metric_type, retention_days=retention_days, **windows)
 
 
 async def test_a_policy_gets_its_defaults(session: AsyncSession) -> None:
@@ -82,7 +83,7 @@ async def test_a_policy_gets_its_defaults(session: AsyncSession) -> None:
     assert stored.retention_days == 14
     assert stored.action is ArchiveAction.DELETE
     assert stored.enabled is True
-    assert stored.downsample_after_days is None
+    assert (stored.raw_days, stored.minute_days) == (1, 14)
     assert stored.last_run_at is None
     assert await repo.get_by_metric_type("memory") is None
 
@@ -119,10 +120,11 @@ async def test_policies_list_filters_and_sorts(session: AsyncSession) -> None:
 @pytest.mark.parametrize(
     ("values", "constraint"),
     [
-        ({"retention_days": 0}, "retention_days_positive"),
+        ({"retention_days": 0, "minute_days": 0, "raw_days": 0}, "retention_days_positive"),
         ({"retention_days": -1}, "retention_days_positive"),
-        ({"downsample_after_days": 0}, "downsample_after_days_positive"),
-        ({"downsample_interval": 0}, "downsample_interval_positive"),
+        ({"raw_days": 0}, "tiers_ordered"),
+        ({"raw_days": 31}, "tiers_ordered"),
+        ({"minute_days": 31}, "tiers_ordered"),
     ],
 )
 async def test_check_constraints_reject_through_the_repository(
@@ -131,7 +133,12 @@ async def test_check_constraints_reject_through_the_repository(
     repo = ArchivePolicyRepository(session)
 
     with pytest.raises(ConflictError) as caught:
-        await repo.create(**({"metric_type": "cpu", "retention_days": 30} | values))
+        await repo.create(
+            **(
+                {"metric_type": "cpu", "raw_days": 1, "minute_days": 7, "retention_days": 30}
+                | values
+            )
+        )
 
     message = str(caught.value)
     assert constraint in message
@@ -141,29 +148,30 @@ async def test_check_constraints_reject_through_the_repository(
 
 
 INSERT_POLICY = (
-    "INSERT INTO archive_policies (id, metric_type, retention_days, downsample_after_days, "
-    "downsample_interval, action) VALUES (:id, 'cpu', :retention_days, :after, :interval, :action)"
+    "INSERT INTO archive_policies (id, metric_type, raw_days, minute_days, retention_days, "
+    "action) VALUES (:id, 'cpu', :raw, :minute, :retention_days, :action)"
 )
 
 
 @pytest.mark.parametrize(
-    ("retention_days", "after", "interval", "action"),
+    ("raw", "minute", "retention_days", "action"),
     [
-        (0, None, None, "delete"),
-        (30, 0, None, "delete"),
-        (30, None, -60, "delete"),
-        (30, None, None, "explode"),
+        (0, 0, 0, "delete"),
+        (0, 7, 30, "delete"),
+        (8, 7, 30, "delete"),
+        (1, 31, 30, "delete"),
+        (1, 7, 30, "explode"),
     ],
 )
 async def test_the_database_itself_enforces_the_policy_rules(
-    session: AsyncSession, retention_days: int, after: int | None, interval: int | None, action: str
+    session: AsyncSession, raw: int, minute: int, retention_days: int, action: str
 ) -> None:
     """Raw SQL skips every Python check: only the table's constraints stand in the way."""
-    parameters = {
+    parameters: dict[str, Any] = {
         "id": "0b5c8a0e9d6f4d0a8a4a0e3c0b6c2f11",
+        "raw": raw,
+        "minute": minute,
         "retention_days": retention_days,
-        "after": after,
-        "interval": interval,
         "action": action,
     }
     if session.bind.dialect.name == "postgresql":
@@ -173,7 +181,7 @@ async def test_the_database_itself_enforces_the_policy_rules(
         async with session.begin_nested():
             await session.execute(text(INSERT_POLICY), parameters)
 
-    valid = parameters | {"retention_days": 1, "after": None, "interval": None, "action": "delete"}
+    valid = parameters | {"retention_days": 1, "raw": 1, "minute": 1, "action": "delete"}
     await session.execute(text(INSERT_POLICY), valid)
     assert await ArchivePolicyRepository(session).count() == 1
 

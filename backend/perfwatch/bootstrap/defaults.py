@@ -12,15 +12,16 @@ from perfwatch.models import ArchiveAction
 @dataclass(frozen=True)
 class PolicyDefault:
     metric_type: str
+    raw_days: int
+    minute_days: int
     retention_days: int
-    downsample_after_days: int | None
-    downsample_interval: int | None
     action: ArchiveAction
 
 
+# Sized in docs/retention.md: one host at the default intervals stays under ~1.5 GB.
 DEFAULT_POLICIES: tuple[PolicyDefault, ...] = (
-    # Raw per-second history for a month, averaged to one-minute points after a week.
-    PolicyDefault(ALL_METRIC_TYPES, 30, 7, 60, ArchiveAction.DELETE),
-    # Process tables are the bulkiest documents: a week raw, then archived.
-    PolicyDefault("processes", 7, 1, 300, ArchiveAction.ARCHIVE),
+    # Every sample for 3 days, 1-minute points for a month, 1-hour points for two years.
+    PolicyDefault(ALL_METRIC_TYPES, 3, 30, 730, ArchiveAction.DELETE),
+    # Process tables are the bulkiest documents: 2 days raw, archived to files, then a year.
+    PolicyDefault("processes", 2, 30, 365, ArchiveAction.ARCHIVE),
 )

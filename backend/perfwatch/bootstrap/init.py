@@ -115,9 +115,9 @@ async def _ensure_policies(session: AsyncSession, report: InitReport) -> None:
         try:
             await policies.create(
                 metric_type=default.metric_type,
+                raw_days=default.raw_days,
+                minute_days=default.minute_days,
                 retention_days=default.retention_days,
-                downsample_after_days=default.downsample_after_days,
-                downsample_interval=default.downsample_interval,
                 action=default.action,
                 enabled=True,
             )

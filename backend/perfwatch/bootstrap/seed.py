@@ -19,7 +19,6 @@ from perfwatch.contract.metrics import METRIC_TYPES, SnapshotRow
 from perfwatch.db.partitions import ensure_snapshot_partitions
 from perfwatch.db.session import unit_of_work
 from perfwatch.metrics.ingest import SnapshotIngest
-from perfwatch.metrics.rollups import RollupRepository
 
 MAX_SEED_DAYS = 30
 BATCH_SIZE = 5_000
@@ -104,12 +103,8 @@ async def seed_history(
     for metric_type in plan.metric_types:
         for batch in _batches(generate_rows(plan, metric_type), batch_size):
             async with unit_of_work(sessionmaker) as session:
-                stored = await SnapshotIngest(session).bulk_insert_ignore_conflicts(batch)
-                if stored:  # history may land in minutes a series has rolled up already
-                    await RollupRepository(session).forget_late(
-                        (row.host, row.captured_at, row.metric_type) for row in batch
-                    )
-                inserted += stored
+                # History lands in minutes the tier job has passed: ingest marks them.
+                inserted += await SnapshotIngest(session).bulk_insert_ignore_conflicts(batch)
             if on_progress is not None:
                 on_progress(len(batch))
     return inserted

@@ -5,7 +5,7 @@ the benchmark; in the caller's transaction, never committing."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -14,6 +14,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from perfwatch.contract.metrics import EncodedSnapshot, SnapshotRow, encode_snapshot
+from perfwatch.db.types import utcnow
+from perfwatch.metrics.tiers.pending import mark_late_rows
 from perfwatch.models import MetricSnapshot
 
 # One statement for the whole batch: arrays are unnested server-side, which keeps PostgreSQL
@@ -42,10 +44,13 @@ def _rowcount(result: Any) -> int:
 
 
 class SnapshotIngest:
-    """Writes ``metric_snapshots`` in the caller's transaction."""
+    """Writes ``metric_snapshots`` in the caller's transaction. Every path marks the minutes of
+    late rows for the tier job (``metrics/tiers/pending.py``) in that same transaction;
+    ``clock`` says what "late" is measured from (tests move it)."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, clock: Callable[[], datetime] = utcnow) -> None:
         self.session = session
+        self.clock = clock
 
     def _postgres(self) -> bool:
         return self.session.get_bind().dialect.name == "postgresql"
@@ -62,6 +67,12 @@ class SnapshotIngest:
                 raise ValueError(f"captured_at must be timezone-aware, got {row.captured_at!r}")
         if self._postgres():
             return await self.bulk_insert_encoded([encode_snapshot(row) for row in rows])
+        inserted = await self._insert_sqlite(rows)
+        if inserted:
+            await self._mark_late((row.host, row.captured_at, row.metric_type) for row in rows)
+        return inserted
+
+    async def _insert_sqlite(self, rows: Sequence[SnapshotRow]) -> int:
         # RETURNING yields only the rows inserted, which counts them across the batch.
         statement = (
             sqlite_insert(MetricSnapshot)
@@ -100,7 +111,10 @@ class SnapshotIngest:
                 "documents": [record.document for record in records],
             },
         )
-        return _rowcount(result)
+        inserted = _rowcount(result)
+        if inserted:
+            await self._mark_late(_keys(records))
+        return inserted
 
     async def copy_encoded_if_absent(self, records: Sequence[EncodedSnapshot]) -> int | None:
         """PostgreSQL's fast path for large replays: ``COPY`` the rows when no stored row falls
@@ -137,4 +151,12 @@ class SnapshotIngest:
             records=records,
             columns=["host", "captured_at", "metric_type", "metric_data"],
         )
+        await self._mark_late(_keys(records))
         return len(records)
+
+    async def _mark_late(self, rows: Iterable[tuple[str, datetime, str]]) -> None:
+        await mark_late_rows(self.session, rows, self.clock())
+
+
+def _keys(records: Sequence[EncodedSnapshot]) -> Iterator[tuple[str, datetime, str]]:
+    return ((host, captured_at, kind) for host, captured_at, kind, _ in records)

@@ -6,10 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perfwatch.db.partitions import ensure_snapshot_partitions
-from perfwatch.metrics.rollups import RollupRepository
 
 logger = logging.getLogger("perfwatch.metrics.maintenance")
 
@@ -27,11 +26,7 @@ async def run_maintenance(
             async with engine.begin() as connection:
                 created = await ensure_snapshot_partitions(connection)
             if created:
-                logger.info("created %d metric_snapshots partition(s)", created)
-            async with engine.begin() as connection, AsyncSession(bind=connection) as session:
-                pruned = await RollupRepository(session).prune_before_oldest_snapshots()
-            if pruned:
-                logger.info("dropped %d rollup row(s) older than the snapshots kept", pruned)
+                logger.info("created %d partition(s)", created)
         except Exception:  # the database may be away; the next round tries again
             logger.warning(
                 "partition maintenance failed; retrying in %.0f s", interval_seconds, exc_info=True

@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 
 from sqlalchemy import and_, or_, select
 
-from perfwatch.db.types import utcnow
 from perfwatch.errors import ValidationFailedError
 from perfwatch.kit.repository import Repository
 from perfwatch.metrics import sql
@@ -30,10 +29,8 @@ from perfwatch.metrics.records import (
     MinuteTotals,
     RangeSummary,
     SnapshotPage,
-    buckets_from_minutes,
     rounded,
 )
-from perfwatch.metrics.rollups import RollupRepository, rolled_up_minutes
 from perfwatch.models import MetricSnapshot
 
 # A keyset position: the (captured_at, id) of the last row of the previous page.
@@ -135,34 +132,12 @@ class SnapshotRepository(Repository[MetricSnapshot]):
         end: datetime,
         fields: Sequence[str],
         step_seconds: int,
-        use_rollups: bool = True,
-        now: datetime | None = None,
     ) -> list[Bucket]:
         """Buckets of ``step_seconds`` (aligned to the Unix epoch) over ``[start, end)`` with
         avg/min/max per field, oldest first. Buckets without any snapshot are left out; values
         that are missing or not numbers (null, strings, booleans, objects) are ignored.
 
-        A width of whole minutes is assembled from per-minute rollups (``metrics/rollups.py``),
-        which may store the minutes they lacked in the session's transaction (in a savepoint: a
-        refused write is logged and skipped). ``now`` (default: the clock) decides which minutes
-        have settled; ``use_rollups=False`` reads ``metric_snapshots`` alone.
         """
-        if use_rollups and step_seconds % MINUTE == 0:
-
-            async def raw(low: datetime, high: datetime) -> Minutes:
-                return await self.minute_totals(host, metric_type, fields, low, high)
-
-            minutes = await rolled_up_minutes(
-                RollupRepository(self.session),
-                raw,
-                host=host,
-                metric_type=metric_type,
-                fields=fields,
-                start=start,
-                end=end,
-                now=now or utcnow(),
-            )
-            return buckets_from_minutes(minutes, fields, step_seconds)
         rows = await self._per_bucket(
             sql.SnapshotQueries.downsample, host, metric_type, fields, start, end, step_seconds
         )

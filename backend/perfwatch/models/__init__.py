@@ -3,8 +3,9 @@
 from perfwatch.db.base import Base
 from perfwatch.models.archive_policy import ArchiveAction, ArchivePolicy
 from perfwatch.models.config_entry import ConfigEntry
-from perfwatch.models.metric_rollup import MetricRollup
+from perfwatch.models.maintenance_state import MaintenanceState
 from perfwatch.models.metric_snapshot import MetricSnapshot
+from perfwatch.models.metric_tier import MetricTierHour, MetricTierMinute, MetricTierPending
 from perfwatch.models.user import User, UserRole
 
 __all__ = [
@@ -12,8 +13,11 @@ __all__ = [
     "ArchivePolicy",
     "Base",
     "ConfigEntry",
-    "MetricRollup",
+    "MaintenanceState",
     "MetricSnapshot",
+    "MetricTierHour",
+    "MetricTierMinute",
+    "MetricTierPending",
     "User",
     "UserRole",
 ]

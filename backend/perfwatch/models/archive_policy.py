@@ -16,27 +16,25 @@ class ArchiveAction(StrEnum):
 
 
 class ArchivePolicy(UUIDPrimaryKeyMixin, TimestampMixin, Base):
-    """How long raw snapshots of a metric type (``*``: all) are kept, and what happens next."""
+    """How long each resolution of a metric type (``*``: the fallback) is kept, and whether raw
+    snapshots are archived to files before they are dropped."""
 
     __tablename__ = "archive_policies"
     __table_args__ = (
         CheckConstraint("retention_days >= 1", name="retention_days_positive"),
         CheckConstraint(
-            "downsample_after_days IS NULL OR downsample_after_days >= 1",
-            name="downsample_after_days_positive",
-        ),
-        CheckConstraint(
-            "downsample_interval IS NULL OR downsample_interval >= 1",
-            name="downsample_interval_positive",
+            "raw_days >= 1 AND raw_days <= minute_days AND minute_days <= retention_days",
+            name="tiers_ordered",
         ),
     )
 
     # One policy per metric type; "*" is the fallback for types without their own.
     metric_type: Mapped[str] = mapped_column(String(64), unique=True)
+    # Days each resolution is kept (docs/retention.md): raw snapshots, the 1-minute tier, and
+    # the 1-hour tier, which is all of the history.
+    raw_days: Mapped[int] = mapped_column(Integer)
+    minute_days: Mapped[int] = mapped_column(Integer)
     retention_days: Mapped[int] = mapped_column(Integer)
-    downsample_after_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    # Bucket width in seconds for downsampled history.
-    downsample_interval: Mapped[int | None] = mapped_column(Integer, nullable=True)
     action: Mapped[ArchiveAction] = mapped_column(
         Enum(
             ArchiveAction,
@@ -53,4 +51,7 @@ class ArchivePolicy(UUIDPrimaryKeyMixin, TimestampMixin, Base):
     last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     def __repr__(self) -> str:
-        return f"<ArchivePolicy {self.metric_type} keep={self.retention_days}d {self.action.value}>"
+        return (
+            f"<ArchivePolicy {self.metric_type} raw={self.raw_days}d 1m={self.minute_days}d "
+            f"1h={self.retention_days}d {self.action.value}>"
+        )

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Identity, Index, String, UniqueConstraint
+from sqlalchemy import Identity, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from perfwatch.db.base import Base
@@ -13,20 +13,18 @@ from perfwatch.db.types import BigIntegerKey, JSONDocument, UTCDateTime
 class MetricSnapshot(Base):
     """One collector's reading for one host at one instant.
 
-    On PostgreSQL the table is range-partitioned by day on ``captured_at`` and its primary key
-    is ``(id, captured_at)`` (a partitioned table's keys must include the partition column);
-    the migration owns that DDL. The ORM identifies rows by ``id`` alone, which the identity
-    sequence keeps unique, so the same model serves SQLite's plain table.
+    On PostgreSQL the table is range-partitioned by day on ``captured_at``, each day
+    list-partitioned by ``metric_type`` (``db/partitions.py``), and its primary key is
+    ``(id, captured_at, metric_type)`` (a partitioned table's keys must include the partition
+    columns); the migrations own that DDL. The ORM identifies rows by ``id`` alone, which the
+    identity sequence keeps unique, so the same model serves SQLite's plain table.
     """
 
     __tablename__ = "metric_snapshots"
     __table_args__ = (
         # Replays of a spooled batch hit this and are ignored, so they cannot duplicate rows.
+        # It also serves every read: queries name a host and a type and a time range.
         UniqueConstraint("host", "metric_type", "captured_at"),
-        # "Latest of a type across hosts" and per-type range scans.
-        Index("ix_metric_snapshots_metric_type_captured_at", "metric_type", "captured_at"),
-        # Range scans and retention over all types.
-        Index("ix_metric_snapshots_captured_at", "captured_at"),
     )
 
     id: Mapped[int] = mapped_column(BigIntegerKey, Identity(), primary_key=True)

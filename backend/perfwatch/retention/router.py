@@ -21,8 +21,8 @@ router = APIRouter(prefix="/archive-policies", tags=["archive policies"])
 
 _RULES = (
     "Rules: `metric_type` is a known type or `*` (the fallback for types without a policy of "
-    "their own), one policy per type (409); `retention_days` ≥ 1; `downsample_after_days` and "
-    "`downsample_interval` both set or both null, the first less than `retention_days`."
+    "their own), one policy per type (409); 1 ≤ `raw_days` ≤ `minute_days` ≤ `retention_days` "
+    "(raw snapshots, then the 1-minute tier, then the 1-hour tier: docs/retention.md)."
 )
 
 

@@ -9,11 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from perfwatch.models import ArchiveAction
-from perfwatch.retention.service import (
-    MAX_DOWNSAMPLE_INTERVAL,
-    MAX_RETENTION_DAYS,
-    POLICY_METRIC_TYPES,
-)
+from perfwatch.retention.service import MAX_RETENTION_DAYS, POLICY_METRIC_TYPES
 
 MetricType = Annotated[
     str,
@@ -25,36 +21,40 @@ MetricType = Annotated[
         examples=["processes"],
     ),
 ]
-RetentionDays = Annotated[
-    int,
-    Field(ge=1, le=MAX_RETENTION_DAYS, description="Days raw snapshots are kept", examples=[7]),
-]
-DownsampleAfterDays = Annotated[
+RawDays = Annotated[
     int,
     Field(
         ge=1,
         le=MAX_RETENTION_DAYS,
-        description="Age in days after which history is downsampled; less than retention_days; "
-        "set together with downsample_interval (both null: no downsampling)",
-        examples=[1],
+        description="Days raw snapshots (every sample) are kept; at most minute_days",
+        examples=[3],
     ),
 ]
-DownsampleInterval = Annotated[
+MinuteDays = Annotated[
     int,
     Field(
         ge=1,
-        le=MAX_DOWNSAMPLE_INTERVAL,
-        description="Bucket width of downsampled history, seconds",
-        examples=[300],
+        le=MAX_RETENTION_DAYS,
+        description="Days the 1-minute tier is kept; between raw_days and retention_days",
+        examples=[30],
+    ),
+]
+RetentionDays = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=MAX_RETENTION_DAYS,
+        description="Days the 1-hour tier is kept: all of the history; at least minute_days",
+        examples=[730],
     ),
 ]
 
 _POLICY_EXAMPLE: dict[str, Any] = {
     "id": "5f0c1d2e-3a4b-4c5d-8e9f-0a1b2c3d4e5f",
     "metric_type": "processes",
-    "retention_days": 7,
-    "downsample_after_days": 1,
-    "downsample_interval": 300,
+    "raw_days": 2,
+    "minute_days": 30,
+    "retention_days": 365,
     "action": "archive",
     "enabled": True,
     "last_run_at": None,
@@ -70,9 +70,9 @@ class ArchivePolicyOut(BaseModel):
 
     id: uuid.UUID
     metric_type: str
+    raw_days: int
+    minute_days: int
     retention_days: int
-    downsample_after_days: int | None
-    downsample_interval: int | None
     action: ArchiveAction
     enabled: bool
     last_run_at: datetime | None = Field(description="When the policy was last applied")
@@ -96,43 +96,45 @@ class ArchivePolicyCreate(BaseModel):
             "examples": [
                 {
                     "metric_type": "processes",
-                    "retention_days": 7,
-                    "downsample_after_days": 1,
-                    "downsample_interval": 300,
+                    "raw_days": 2,
+                    "minute_days": 30,
+                    "retention_days": 365,
                     "action": "archive",
                 },
-                {"metric_type": "sensors", "retention_days": 90},
+                {"metric_type": "sensors", "raw_days": 7, "minute_days": 90, "retention_days": 730},
             ]
         },
     )
 
     metric_type: MetricType
+    raw_days: RawDays
+    minute_days: MinuteDays
     retention_days: RetentionDays
-    downsample_after_days: DownsampleAfterDays | None = None
-    downsample_interval: DownsampleInterval | None = None
     action: ArchiveAction = Field(
-        default=ArchiveAction.DELETE, description="At the end of retention: delete or archive"
+        default=ArchiveAction.DELETE,
+        description="When raw snapshots leave raw_days: delete them, or archive them to "
+        "verified files first (docs/retention.md)",
     )
     enabled: bool = Field(default=True, description="Disabled policies are ignored")
 
 
 class ArchivePolicyUpdate(BaseModel):
-    """Only the fields sent are changed; ``null`` clears the downsampling fields."""
+    """Only the fields sent are changed."""
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
             "examples": [
-                {"retention_days": 14},
+                {"retention_days": 365},
                 {"enabled": False},
-                {"downsample_after_days": None, "downsample_interval": None},
+                {"raw_days": 1, "minute_days": 14},
             ]
         },
     )
 
     metric_type: MetricType | None = None
+    raw_days: RawDays | None = None
+    minute_days: MinuteDays | None = None
     retention_days: RetentionDays | None = None
-    downsample_after_days: DownsampleAfterDays | None = None
-    downsample_interval: DownsampleInterval | None = None
     action: ArchiveAction | None = None
     enabled: bool | None = None

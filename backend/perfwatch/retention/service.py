@@ -1,5 +1,5 @@
-"""Archive policy rules: which metric types, how long, how coarse. Flushes through the
-repository; the caller's unit of work commits."""
+"""Archive policy rules: which metric types, how long each resolution is kept, archive or not.
+Flushes through the repository; the caller's unit of work commits."""
 
 from __future__ import annotations
 
@@ -17,18 +17,10 @@ from perfwatch.retention.repository import ArchivePolicyRepository
 
 POLICY_METRIC_TYPES = (*METRIC_TYPES, ALL_METRIC_TYPES)
 MAX_RETENTION_DAYS = 36_500  # about a century: "keep for good" without an unbounded number
-MAX_DOWNSAMPLE_INTERVAL = 86_400  # one point a day at the coarsest
-POLICY_FIELDS = frozenset(
-    {
-        "metric_type",
-        "retention_days",
-        "downsample_after_days",
-        "downsample_interval",
-        "action",
-        "enabled",
-    }
-)
-REQUIRED_FIELDS = frozenset({"metric_type", "retention_days", "action", "enabled"})
+# The three windows, finest first: each resolution is kept at least as long as the finer one.
+WINDOWS = ("raw_days", "minute_days", "retention_days")
+POLICY_FIELDS = frozenset({"metric_type", *WINDOWS, "action", "enabled"})
+REQUIRED_FIELDS = POLICY_FIELDS
 
 
 def _whole(name: str, value: Any, minimum: int, maximum: int, unit: str) -> None:
@@ -51,27 +43,18 @@ def check_policy(values: Mapping[str, Any]) -> None:
             f"metric_type must be one of {', '.join(METRIC_TYPES)} or '*' (every other type), "
             f"got {str(metric_type)[:64]!r}"
         )
-    retention = values["retention_days"]
-    _whole("retention_days", retention, 1, MAX_RETENTION_DAYS, "days")
+    for name in WINDOWS:
+        _whole(name, values[name], 1, MAX_RETENTION_DAYS, "days")
     if not isinstance(values["action"], ArchiveAction):
         raise ValidationFailedError("action must be 'delete' or 'archive'")
     if not isinstance(values["enabled"], bool):
         raise ValidationFailedError("enabled must be true or false")
-    after = values.get("downsample_after_days")
-    interval = values.get("downsample_interval")
-    if (after is None) != (interval is None):
+    raw, minute, hour = (values[name] for name in WINDOWS)
+    if not raw <= minute <= hour:
         raise ValidationFailedError(
-            "downsample_after_days and downsample_interval go together: set both, or neither "
-            "(no downsampling)"
+            f"raw_days ({raw}) <= minute_days ({minute}) <= retention_days ({hour}) must hold: "
+            "a coarser resolution is built from the finer one, so it is kept at least as long"
         )
-    if after is not None:
-        _whole("downsample_after_days", after, 1, MAX_RETENTION_DAYS, "days")
-        if after >= retention:
-            raise ValidationFailedError(
-                f"downsample_after_days ({after}) must be less than retention_days "
-                f"({retention}): history would be gone before it is downsampled"
-            )
-        _whole("downsample_interval", interval, 1, MAX_DOWNSAMPLE_INTERVAL, "seconds")
 
 
 class ArchivePolicyService:
@@ -103,8 +86,6 @@ class ArchivePolicyService:
         fields: dict[str, Any] = {
             "action": ArchiveAction.DELETE,
             "enabled": True,
-            "downsample_after_days": None,
-            "downsample_interval": None,
             **values,
         }
         check_policy(fields)

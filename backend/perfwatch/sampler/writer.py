@@ -10,8 +10,8 @@
   after the database committed it.
 - A batch the database rejects for its content (not for being away) is retried row by row so
   one bad document cannot block the rest; the rows it still rejects are counted and logged.
-- Rows older than ``LATE_ROW_SECONDS`` (a replay after an outage) delete the per-minute rollups
-  of the minutes they fall in, in the transaction that stores them (``metrics/rollups.py``).
+- Rows older than ``LATE_ROW_SECONDS`` (a replay after an outage) mark their minutes for the
+  tier job, in the transaction that stores them (``SnapshotIngest``, ``metrics/tiers/pending.py``).
 
 This class owns the sampler's transactions: one per flushed batch or replayed chunk.
 """
@@ -30,7 +30,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from perfwatch.contract.metrics import EncodedSnapshot
 from perfwatch.metrics.ingest import SnapshotIngest
-from perfwatch.metrics.rollups import RollupRepository
 from perfwatch.sampler.spool import Spool
 
 logger = logging.getLogger("perfwatch.sampler.writer")
@@ -265,10 +264,7 @@ def _insert_records(
     records: Sequence[EncodedSnapshot],
 ) -> Callable[[SnapshotIngest], Awaitable[int]]:
     async def work(repository: SnapshotIngest) -> int:
-        inserted = await repository.bulk_insert_encoded(records)
-        if inserted:
-            await _forget_rollups_of_late(repository, records)
-        return inserted
+        return await repository.bulk_insert_encoded(records)
 
     return work
 
@@ -277,19 +273,6 @@ def _copy_records(
     records: Sequence[EncodedSnapshot],
 ) -> Callable[[SnapshotIngest], Awaitable[int | None]]:
     async def work(repository: SnapshotIngest) -> int | None:
-        copied = await repository.copy_encoded_if_absent(records)
-        if copied:
-            await _forget_rollups_of_late(repository, records)
-        return copied
+        return await repository.copy_encoded_if_absent(records)
 
     return work
-
-
-async def _forget_rollups_of_late(
-    repository: SnapshotIngest, records: Sequence[EncodedSnapshot]
-) -> None:
-    # Rows older than a minute and a half (a replayed spool) may land in minutes a series has
-    # rolled up already; a live batch issues no statement here.
-    await RollupRepository(repository.session).forget_late(
-        (host, captured_at, metric_type) for host, captured_at, metric_type, _ in records
-    )
