@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     redis_url: str | None = None
     perfwatch_data_dir: Path = Field(default_factory=default_data_dir)
+    # Where `action=archive` writes raw days before they are dropped (docs/retention.md);
+    # unset: <data dir>/archive. A volume of its own under compose.
+    perfwatch_archive_dir: Path | None = None
 
     db_pool_size: Annotated[int, Field(ge=1, le=1000)] = 20
     db_max_overflow: Annotated[int, Field(ge=0, le=1000)] = 10
@@ -125,7 +128,13 @@ class Settings(BaseSettings):
     admin_email: str | None = None
 
     @field_validator(
-        "database_url", "redis_url", "admin_password", "admin_email", "metrics_token", mode="before"
+        "database_url",
+        "redis_url",
+        "admin_password",
+        "admin_email",
+        "metrics_token",
+        "perfwatch_archive_dir",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
@@ -210,6 +219,10 @@ class Settings(BaseSettings):
     @property
     def sqlite_path(self) -> Path:
         return self.perfwatch_data_dir / "perfwatch.db"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.perfwatch_archive_dir or self.perfwatch_data_dir / "archive"
 
     @property
     def effective_database_url(self) -> str:

@@ -134,6 +134,12 @@ CATALOGUE: tuple[ConfigKey, ...] = (
         NumberRule(10, 10_000, integer=True),
         "Most points a downsampled range query returns",
     ),
+    ConfigKey(
+        "storage.max_bytes",
+        0,
+        NumberRule(0, 2**50, integer=True, unit="bytes"),
+        "Database size at which the oldest history is expired early (0: no cap)",
+    ),
 )
 
 BY_KEY: dict[str, ConfigKey] = {entry.key: entry for entry in CATALOGUE}
