@@ -4,9 +4,11 @@ Prints one line per figure, ``BENCH <name> <value> <unit>``, and writes bench/re
 Runs against PostgreSQL 16 (``BENCH_DATABASE_URL``, else the throwaway server of
 scripts/pg16.sh) on a dedicated database that is recreated each run.
 
-Parts: BENCH_ONLY=sampler, storage, retention or api runs one part (default: all). The
+Parts: BENCH_ONLY=sampler, storage, retention, archive or api runs one part (default: all). The
 retention part (bench/storage_bench.py) measures raw encodings and rollup-tier layouts for the
-storage lifecycle (issue 11); see that module for its sizes (BENCH_RETENTION_HOURS, ...).
+storage lifecycle (issue 11); see that module for its sizes (BENCH_RETENTION_HOURS, ...). The
+archive part (bench/archive_bench.py, no database) measures the archive files' bytes per value
+and write speed per zstd level (BENCH_ARCHIVE_HOURS, BENCH_ARCHIVE_LEVELS).
 The sampler part (bench/sampler_bench.py) runs first, because its replay benchmark empties
 metric_snapshots. The api part (bench/api_bench.py) uses a database of its own
 (perfwatch_bench_api) and Redis database 14, serves it with a uvicorn process and loads it
@@ -46,6 +48,7 @@ sys.path.insert(0, str(REPO_ROOT / "backend"))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 import api_bench  # noqa: E402
+import archive_bench  # noqa: E402
 import sampler_bench  # noqa: E402
 import storage_bench  # noqa: E402
 
@@ -120,27 +123,36 @@ def rows_for(plan: SeedPlan) -> list[SnapshotRow]:
     return list(generate_rows(plan, METRIC_TYPE))
 
 
-PARTS = ("sampler", "storage", "retention", "api")
+PARTS = ("sampler", "storage", "retention", "archive", "api")
 
 
 async def main() -> None:
     only = os.environ.get("BENCH_ONLY", "all").strip() or "all"
     if only not in ("all", *PARTS):
         raise SystemExit(f"BENCH_ONLY must be one of all, {', '.join(PARTS)}; got {only!r}")
+    parameters: dict[str, Any] = {"only": only}
+    if only == "archive":  # files only: no database to start
+        parameters.update(await archive_bench.run(report))
+        write_results(parameters)
+        return
     admin = admin_url()
     url = await recreate(admin)
     settings = Settings(database_url=url, slow_query_ms=0)
     await asyncio.to_thread(migrations.upgrade, "head", settings)
-    parameters: dict[str, Any] = {"only": only}
     if only in ("all", "sampler"):
         parameters.update(await sampler_bench.run(url, report))
     if only in ("all", "storage"):
         parameters.update(await storage(url, settings))
     if only in ("all", "retention"):
         parameters.update(await storage_bench.run(url, report))
+    if only == "all":
+        parameters.update(await archive_bench.run(report))
     if only in ("all", "api"):
         parameters.update(await api_bench.run(admin, report))
+    write_results(parameters)
 
+
+def write_results(parameters: dict[str, Any]) -> None:
     out = REPO_ROOT / "bench" / "results.json"
     out.write_text(
         json.dumps(
