@@ -4,12 +4,14 @@ Prints one line per figure, ``BENCH <name> <value> <unit>``, and writes bench/re
 Runs against PostgreSQL 16 (``BENCH_DATABASE_URL``, else the throwaway server of
 scripts/pg16.sh) on a dedicated database that is recreated each run.
 
-Parts: BENCH_ONLY=sampler, storage, retention, tiers or api runs one part (default: all). The
-retention part (bench/storage_bench.py) measures raw encodings and rollup-tier layouts for the
-storage lifecycle (issue 11); see that module for its sizes (BENCH_RETENTION_HOURS, ...). The
-tiers part (bench/tier_bench.py) measures the CPU time of rolling up one host's minute into the
-resolution tiers; it needs no database, runs first, and alone starts no server. The sampler
-part (bench/sampler_bench.py) runs first of the database parts, because its replay benchmark
+Parts: BENCH_ONLY=sampler, storage, retention, tiers, archive or api runs one part (default:
+all). The retention part (bench/storage_bench.py) measures raw encodings and rollup-tier layouts
+for the storage lifecycle (issue 11); see that module for its sizes (BENCH_RETENTION_HOURS, ...).
+The tiers part (bench/tier_bench.py) measures the CPU time of rolling up one host's minute into
+the resolution tiers; the archive part (bench/archive_bench.py) the archive files' bytes per
+value and write speed per zstd level (BENCH_ARCHIVE_HOURS, BENCH_ARCHIVE_LEVELS). Neither needs
+a database: they run first, and alone start no server. The sampler part
+(bench/sampler_bench.py) runs first of the database parts, because its replay benchmark
 empties metric_snapshots. The api part (bench/api_bench.py) uses a database of its own
 (perfwatch_bench_api) and Redis database 14, serves it with a uvicorn process and loads it
 with wrk; see that module for its sizes (BENCH_API_DAYS, BENCH_API_SECONDS, ...).
@@ -48,6 +50,7 @@ sys.path.insert(0, str(REPO_ROOT / "backend"))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 import api_bench  # noqa: E402
+import archive_bench  # noqa: E402
 import sampler_bench  # noqa: E402
 import storage_bench  # noqa: E402
 import tier_bench  # noqa: E402
@@ -123,7 +126,7 @@ def rows_for(plan: SeedPlan) -> list[SnapshotRow]:
     return list(generate_rows(plan, METRIC_TYPE))
 
 
-PARTS = ("sampler", "storage", "retention", "tiers", "api")
+PARTS = ("sampler", "storage", "retention", "tiers", "archive", "api")
 
 
 async def main() -> None:
@@ -133,7 +136,9 @@ async def main() -> None:
     parameters: dict[str, Any] = {"only": only}
     if only in ("all", "tiers"):
         parameters.update(await tier_bench.run(report))
-    if only != "tiers":
+    if only in ("all", "archive"):
+        parameters.update(await archive_bench.run(report))
+    if only not in ("tiers", "archive"):
         parameters.update(await on_database(only))
     write_results(parameters)
 
