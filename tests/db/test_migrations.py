@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import json
 import re
+import sqlite3
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import produce_migrations, render_python_code
@@ -20,15 +25,17 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import make_url
 
+from perfwatch.contract.metrics import METRIC_TYPES
 from perfwatch.db import migrations
 from perfwatch.db.migrations import render_frozen_type
-from perfwatch.db.partitions import SNAPSHOTS
+from perfwatch.db.partitions import OTHER_TYPES, SNAPSHOTS
 from perfwatch.models import Base
 from tests.support.helpers import (
     BIN_DIR,
     empty_database,
     fetch,
     migrate,
+    migrate_down,
     perfwatch,
     pg_connection,
     pg_fetch,
@@ -361,6 +368,224 @@ def test_sqlite_schema(sqlite_url: str) -> None:
         assert column_types["metric_data"] == "JSON"
     finally:
         engine.dispose()
+
+
+# ----- 0003 carries the history and the policies over --------------------------------------------
+
+BEFORE_TIERS = "0002"
+# Archive policies as 0002 stored them: (type, retention, downsample after, interval, action).
+OLD_POLICIES = (
+    ("*", 30, 7, 60, "delete"),  # the defaults of `perfwatch init` before 0003
+    ("processes", 7, 1, 300, "archive"),
+    ("cpu", 14, 2, 300, "archive"),  # set by hand
+    ("disk", 10, None, None, "delete"),  # set by hand, never downsampled
+    ("memory", 30, 7, 60, "delete"),  # the "*" values, but not the "*" policy
+)
+# What 0003 makes of them: (raw_days, minute_days, retention_days, action).
+TIER_POLICIES = {
+    "*": (3, 30, 730, "delete"),
+    "processes": (2, 30, 365, "archive"),
+    "cpu": (2, 14, 14, "archive"),
+    "disk": (10, 10, 10, "delete"),
+    "memory": (7, 30, 30, "delete"),
+}
+LEGACY_TYPES = ("cpu", "memory", "processes", "gpu")  # gpu: no sampler has it
+
+
+def history_days() -> list[date]:
+    """Days with rows: two inside 0002's partitions, one before them (its DEFAULT partition)
+    and one far in the past (DEFAULT too)."""
+    today = datetime.now(UTC).date()
+    return [today, today - timedelta(days=1), today - timedelta(days=3), date(2001, 9, 9)]
+
+
+def legacy_rows() -> list[tuple[str, datetime, str, str]]:
+    rows = []
+    for n, day in enumerate(history_days()):
+        moments = (
+            datetime.combine(day, datetime.min.time(), UTC),
+            datetime.combine(day, datetime.max.time(), UTC),  # 23:59:59.999999
+            datetime(day.year, day.month, day.day, 12, 34, 56, 789, tzinfo=UTC),
+        )
+        for moment in moments:
+            for kind in LEGACY_TYPES:
+                for host in ("alpha", "beta"):
+                    document = {
+                        "n": n,
+                        "percent": 12.5 + n,
+                        "per_core": [1, 2.25, None],
+                        "nested": {"é": "ü ✓", "big": 12345678901234567, "ok": True},
+                    }
+                    rows.append((host, moment, kind, json.dumps(document, ensure_ascii=False)))
+    return rows
+
+
+def is_postgres(url: str) -> bool:
+    return make_url(url).get_backend_name() == "postgresql"
+
+
+def execute(url: str, statement: str, rows: list[tuple[Any, ...]]) -> None:
+    """``statement`` once per row, ``$n`` placeholders (rewritten to ``?`` on SQLite)."""
+    if is_postgres(url):
+
+        async def run() -> None:
+            async with pg_connection(url) as connection:
+                await connection.executemany(statement, rows)
+
+        run_async(run())
+        return
+    path = make_url(url).database
+    assert path
+    with sqlite3.connect(path) as connection:
+        connection.executemany(re.sub(r"\$\d+(::\w+)?", "?", statement), rows)
+
+
+def write_legacy_history(url: str) -> int:
+    """Rows and policies at 0002; returns the id a row got and lost (deleted) after them."""
+    execute(
+        url,
+        "INSERT INTO metric_snapshots (host, captured_at, metric_type, metric_data) "
+        "VALUES ($1, $2, $3, $4::jsonb)",
+        [
+            (host, moment if is_postgres(url) else f"{moment:%Y-%m-%d %H:%M:%S.%f}", kind, document)
+            for host, moment, kind, document in legacy_rows()
+        ],
+    )
+    policy_id = uuid.uuid4 if is_postgres(url) else lambda: uuid.uuid4().hex
+    execute(
+        url,
+        "INSERT INTO archive_policies (id, metric_type, retention_days, downsample_after_days, "
+        "downsample_interval, action) VALUES ($1, $2, $3, $4, $5, $6)",
+        [(policy_id(), *policy) for policy in OLD_POLICIES],
+    )
+    # A row stored and deleted: its id was handed out, the identity must not give it again.
+    execute(
+        url,
+        "INSERT INTO metric_snapshots (host, captured_at, metric_type, metric_data) "
+        "VALUES ($1, $2, $3, $4::jsonb)",
+        [
+            (
+                "gone",
+                datetime.now(UTC) if is_postgres(url) else "2001-01-01 00:00:00.000000",
+                "cpu",
+                "{}",
+            )
+        ],
+    )
+    (lost,) = fetch(url, "SELECT max(id) FROM metric_snapshots")[0]
+    execute(url, "DELETE FROM metric_snapshots WHERE host = $1", [("gone",)])
+    return int(lost)
+
+
+def stored_history(url: str) -> dict[int, tuple[str, Any, str, Any]]:
+    """id -> (host, captured_at, type, document) of every snapshot."""
+    rows = fetch(
+        url, "SELECT id, host, captured_at, metric_type, metric_data FROM metric_snapshots"
+    )
+    return {row[0]: (row[1], row[2], row[3], json.loads(row[4])) for row in rows}
+
+
+def holders(url: str) -> dict[int, str]:
+    """id -> the table that holds the snapshot (PostgreSQL)."""
+    return dict(fetch(url, "SELECT id, tableoid::regclass::text FROM metric_snapshots"))
+
+
+def policies(url: str) -> dict[str, tuple[Any, ...]]:
+    columns = (
+        "raw_days, minute_days, retention_days, action"
+        if alembic_versions(url) == [HEAD]
+        else "retention_days, downsample_after_days, downsample_interval, action"
+    )
+    rows = fetch(url, f"SELECT metric_type, {columns} FROM archive_policies")
+    return {row[0]: tuple(row[1:]) for row in rows}
+
+
+def day_of(moment: Any) -> date:
+    return moment.astimezone(UTC).date()
+
+
+def assert_no_renamed_leftovers(url: str) -> None:
+    """Nothing of the table the revision replaced keeps a name, or pushes a new one aside
+    (``…_pkey1``, ``…_id_seq1``)."""
+    assert fetch(url, "SELECT pg_get_serial_sequence('metric_snapshots', 'id')") == [
+        ("public.metric_snapshots_id_seq",)
+    ]
+    leftovers = fetch(
+        url,
+        "SELECT relname FROM pg_class WHERE relname ~ '^metric_snapshots.*(key|idx|seq)\\d+$' "
+        "OR relname ~ '^metric_snapshots_(legacy|new)'",
+    )
+    assert leftovers == []
+
+
+def test_upgrade_to_tiers_keeps_the_history_and_maps_the_policies(empty_url: str) -> None:
+    postgres = is_postgres(empty_url)
+    migrate(empty_url, BEFORE_TIERS)
+    lost_id = write_legacy_history(empty_url)
+    before = stored_history(empty_url)
+    assert len(before) == len(legacy_rows())
+    if postgres:  # two of the days were in 0002's DEFAULT partition
+        assert set(holders(empty_url).values()) >= {"metric_snapshots_default"}
+
+    migrate(empty_url)
+
+    assert stored_history(empty_url) == before, "every row kept, with its id"
+    assert policies(empty_url) == TIER_POLICIES
+    if postgres:
+        for snapshot_id, table in holders(empty_url).items():
+            _host, moment, kind, _document = before[snapshot_id]
+            suffix = kind if kind in METRIC_TYPES else OTHER_TYPES
+            assert table == f"{SNAPSHOTS.period_name(day_of(moment))}_{suffix}", snapshot_id
+        assert_no_renamed_leftovers(empty_url)
+    # The identity goes on after every id handed out before.
+    execute(
+        empty_url,
+        "INSERT INTO metric_snapshots (host, captured_at, metric_type, metric_data) "
+        "VALUES ($1, $2, $3, $4::jsonb)",
+        [
+            (
+                "new",
+                datetime.now(UTC) if postgres else "2001-01-02 00:00:00.000000",
+                "cpu",
+                '{"v": 1}',
+            )
+        ],
+    )
+    after = stored_history(empty_url)
+    (new_id,) = set(after) - set(before)
+    assert new_id > max(before)
+    if postgres:  # SQLite's rowid reuses the id of a deleted newest row, before and after
+        assert new_id > lost_id
+        assert holders(empty_url)[new_id].endswith("_cpu")
+
+    migrate_down(empty_url, BEFORE_TIERS)
+
+    assert alembic_versions(empty_url) == [BEFORE_TIERS]
+    assert stored_history(empty_url) == after
+    if postgres:
+        for snapshot_id, table in holders(empty_url).items():
+            assert table == SNAPSHOTS.period_name(day_of(after[snapshot_id][1])), snapshot_id
+        # Days are plain tables again, no longer split by type.
+        kinds = fetch(
+            empty_url,
+            "SELECT DISTINCT c.relkind::text FROM pg_inherits i JOIN pg_class c "
+            "ON c.oid = i.inhrelid WHERE i.inhparent = 'metric_snapshots'::regclass",
+        )
+        assert kinds == [("r",)]
+        assert_no_renamed_leftovers(empty_url)
+    # The defaults go back to the old defaults; the others as near as the old columns say.
+    assert policies(empty_url) == {
+        "*": (30, 7, 60, "delete"),
+        "processes": (7, 1, 300, "archive"),
+        "cpu": (14, 2, 60, "archive"),
+        "disk": (10, None, None, "delete"),
+        "memory": (30, 7, 60, "delete"),
+    }
+
+    migrate(empty_url)  # and up again: the same policies as the first time
+
+    assert policies(empty_url) == TIER_POLICIES
+    assert stored_history(empty_url) == after
 
 
 # ----- perfwatch db -------------------------------------------------------------------------------

@@ -163,9 +163,16 @@ def empty_database(dialect: str, request: pytest.FixtureRequest, directory: Path
         yield f"sqlite+aiosqlite:///{directory / 'scratch.db'}"
 
 
-def migrate(url: str) -> str:
-    """Upgrade ``url`` to head in-process (in a worker thread: Alembic calls asyncio.run)."""
-    in_thread(migrations.upgrade, "head", make_settings(url))
+def migrate(url: str, revision: str = "head") -> str:
+    """Upgrade ``url`` to ``revision`` in-process (in a worker thread: Alembic calls
+    asyncio.run)."""
+    in_thread(migrations.upgrade, revision, make_settings(url))
+    return url
+
+
+def migrate_down(url: str, revision: str) -> str:
+    """Downgrade ``url`` to ``revision`` in-process, like ``migrate``."""
+    in_thread(migrations.downgrade, revision, make_settings(url))
     return url
 
 

@@ -214,29 +214,52 @@ def _policy_columns() -> None:
         )
 
 
+def _set_aside(aside: str) -> None:
+    """Rename ``metric_snapshots``, its partitions and its identity's sequence after ``aside``,
+    and drop its keys, so the table that replaces it takes every name back: left in place,
+    the old names push the new ones aside (``metric_snapshots_id_seq1``, ``…_pkey1``). The rows
+    are only read from here on; the table is dropped once they are copied."""
+    op.execute(f"ALTER TABLE metric_snapshots RENAME TO {aside}")
+    # Dropped with their indexes on every partition (index names are per schema).
+    op.execute(
+        f"ALTER TABLE {aside} DROP CONSTRAINT pk_metric_snapshots, "
+        "DROP CONSTRAINT uq_metric_snapshots_host_metric_type_captured_at"
+    )
+    op.execute(
+        "DO $$ DECLARE part text; BEGIN "
+        "FOR part IN SELECT c.relname FROM pg_partition_tree("
+        f"'{aside}') AS t JOIN pg_class c ON c.oid = t.relid WHERE t.level > 0 LOOP "
+        "EXECUTE format('ALTER TABLE %I RENAME TO %I', part, "
+        f"replace(part, 'metric_snapshots_', '{aside}_')); "
+        "END LOOP; "
+        "EXECUTE format('ALTER SEQUENCE %s RENAME TO %I', "
+        f"pg_get_serial_sequence('{aside}', 'id'), '{aside}_id_seq'); END $$"
+    )
+
+
+def _copy_from(aside: str) -> None:
+    """Copy the rows of ``aside`` into the new ``metric_snapshots`` with their ids; the identity
+    goes on from where the old one was (ids handed out and deleted are not given again)."""
+    op.execute(
+        "INSERT INTO metric_snapshots (id, host, captured_at, metric_type, metric_data) "
+        "OVERRIDING SYSTEM VALUE SELECT id, host, captured_at, metric_type, metric_data "
+        f"FROM {aside}"
+    )
+    op.execute(
+        "SELECT setval(pg_get_serial_sequence('metric_snapshots', 'id'), GREATEST("
+        "(SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END "
+        f"FROM {aside}_id_seq), "
+        "COALESCE((SELECT max(id) FROM metric_snapshots), 0) + 1), false)"
+    )
+    op.execute(f"DROP TABLE {aside}")
+
+
 def _repartition_snapshots() -> None:
-    """Rename the day-partitioned table aside, create the (day, type) layout, copy the rows
-    (ids kept, the identity continued), drop the old table."""
-    op.execute("ALTER TABLE metric_snapshots RENAME TO metric_snapshots_legacy")
-    op.execute(
-        "ALTER TABLE metric_snapshots_legacy "
-        "RENAME CONSTRAINT pk_metric_snapshots TO pk_metric_snapshots_legacy"
-    )
-    op.execute(
-        "ALTER TABLE metric_snapshots_legacy RENAME CONSTRAINT "
-        "uq_metric_snapshots_host_metric_type_captured_at TO uq_metric_snapshots_legacy"
-    )
+    """Set the day-partitioned table aside, create the (day, type) layout, copy the rows (ids
+    kept, the identity continued), drop the old table."""
     op.execute("DROP INDEX ix_metric_snapshots_metric_type_captured_at")
     op.execute("DROP INDEX ix_metric_snapshots_captured_at")
-    op.execute(
-        "DO $$ DECLARE child text; BEGIN "
-        "FOR child IN SELECT c.relname FROM pg_inherits i "
-        "JOIN pg_class p ON p.oid = i.inhparent JOIN pg_class c ON c.oid = i.inhrelid "
-        "WHERE p.relname = 'metric_snapshots_legacy' LOOP "
-        "EXECUTE format('ALTER TABLE %I RENAME TO %I', child, "
-        "replace(child, 'metric_snapshots_', 'metric_snapshots_legacy_')); "
-        "END LOOP; END $$"
-    )
+    _set_aside("metric_snapshots_legacy")
     op.execute("DROP FUNCTION IF EXISTS perfwatch_ensure_snapshot_partitions(date, date)")
     op.create_table(
         "metric_snapshots",
@@ -267,16 +290,7 @@ def _repartition_snapshots() -> None:
         "SELECT perfwatch_ensure_partitions('metric_snapshots', 'captured_at', 'day', "
         f"(now() AT TIME ZONE 'UTC')::date - 1, (now() AT TIME ZONE 'UTC')::date + 7, {types})"
     )
-    op.execute(
-        "INSERT INTO metric_snapshots (id, host, captured_at, metric_type, metric_data) "
-        "OVERRIDING SYSTEM VALUE SELECT id, host, captured_at, metric_type, metric_data "
-        "FROM metric_snapshots_legacy"
-    )
-    op.execute(
-        "SELECT setval(pg_get_serial_sequence('metric_snapshots', 'id'), "
-        "COALESCE((SELECT max(id) FROM metric_snapshots), 0) + 1, false)"
-    )
-    op.execute("DROP TABLE metric_snapshots_legacy")
+    _copy_from("metric_snapshots_legacy")
 
 
 def _create_tier(table: str, postgres: bool) -> None:
@@ -351,15 +365,35 @@ def downgrade() -> None:
         batch.add_column(sa.Column("downsample_interval", sa.Integer(), nullable=True))
     policies = sa.table(
         "archive_policies",
+        sa.column("metric_type", sa.String()),
         sa.column("retention_days", sa.Integer()),
         sa.column("downsample_after_days", sa.Integer()),
         sa.column("downsample_interval", sa.Integer()),
+        sa.column("action", sa.String()),
         sa.column("raw_days", sa.Integer()),
         sa.column("minute_days", sa.Integer()),
     )
+    # The new defaults go back to the old ones, so that upgrading again gives the new defaults:
+    # the mapping below would make "*" 30 days raw, 1-minute after 3, which upgrades to a
+    # 1-hour tier of 30 days instead of 730.
+    for metric_type, (raw, minute, hour) in NEW_DEFAULTS.items():
+        keep, after, interval, action = OLD_DEFAULTS[metric_type]
+        op.execute(
+            policies.update()
+            .where(
+                policies.c.metric_type == metric_type,
+                policies.c.raw_days == raw,
+                policies.c.minute_days == minute,
+                policies.c.retention_days == hour,
+                policies.c.action == action,
+            )
+            .values(retention_days=keep, downsample_after_days=after, downsample_interval=interval)
+        )
     # Raw history was kept retention_days: the 1-minute window is the closest meaning.
     op.execute(
-        policies.update().values(
+        policies.update()
+        .where(policies.c.downsample_interval.is_(None))  # not one of the defaults above
+        .values(
             retention_days=policies.c.minute_days,
             downsample_after_days=sa.case(
                 (policies.c.raw_days < policies.c.minute_days, policies.c.raw_days), else_=None
@@ -384,21 +418,7 @@ def downgrade() -> None:
 
 def _unpartition_snapshots() -> None:
     """Back to 0002's day partitions: the rows are copied into the old layout."""
-    op.execute("ALTER TABLE metric_snapshots RENAME TO metric_snapshots_new")
-    op.execute("ALTER TABLE metric_snapshots_new RENAME CONSTRAINT pk_metric_snapshots TO pk_new")
-    op.execute(
-        "ALTER TABLE metric_snapshots_new RENAME CONSTRAINT "
-        "uq_metric_snapshots_host_metric_type_captured_at TO uq_new"
-    )
-    op.execute(
-        "DO $$ DECLARE child text; BEGIN "
-        "FOR child IN SELECT c.relname FROM pg_class c WHERE c.relkind IN ('r', 'p') "
-        "AND c.relname LIKE 'metric\\_snapshots\\_%' "
-        "AND c.relname NOT LIKE 'metric\\_snapshots\\_new%' LOOP "
-        "EXECUTE format('ALTER TABLE %I RENAME TO %I', child, "
-        "replace(child, 'metric_snapshots_', 'metric_snapshots_new_')); "
-        "END LOOP; END $$"
-    )
+    _set_aside("metric_snapshots_new")
     op.create_table(
         "metric_snapshots",
         sa.Column("id", BIG_INTEGER_KEY, sa.Identity(), nullable=False),
@@ -431,16 +451,7 @@ def _unpartition_snapshots() -> None:
         "SELECT perfwatch_ensure_snapshot_partitions("
         "(now() AT TIME ZONE 'UTC')::date - 1, (now() AT TIME ZONE 'UTC')::date + 7)"
     )
-    op.execute(
-        "INSERT INTO metric_snapshots (id, host, captured_at, metric_type, metric_data) "
-        "OVERRIDING SYSTEM VALUE SELECT id, host, captured_at, metric_type, metric_data "
-        "FROM metric_snapshots_new"
-    )
-    op.execute(
-        "SELECT setval(pg_get_serial_sequence('metric_snapshots', 'id'), "
-        "COALESCE((SELECT max(id) FROM metric_snapshots), 0) + 1, false)"
-    )
-    op.execute("DROP TABLE metric_snapshots_new")
+    _copy_from("metric_snapshots_new")
 
 
 # 0001's function, for the downgrade (frozen copy).
