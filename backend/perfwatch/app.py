@@ -30,6 +30,8 @@ from perfwatch.metrics.maintenance import run_maintenance
 from perfwatch.metrics.router import router as metrics_router
 from perfwatch.metrics.scrape import prometheus_router
 from perfwatch.retention.router import router as archive_policies_router
+from perfwatch.retention.status_gauges import StorageGauges
+from perfwatch.retention.status_router import router as retention_status_router
 from perfwatch.sampler.factory import build_sampler
 from perfwatch.users.principals import principal_cache
 from perfwatch.users.router import router as users_router
@@ -94,9 +96,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         users_router,
         config_router,
         archive_policies_router,
+        retention_status_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(prometheus_router)
+    # /metrics (the metrics domain) serves these without importing their domains.
+    app.state.scrape_sources = [StorageGauges(settings.archive_dir)]
     install_docs(app)
     # Errors: one JSON shape (api/errors.py). The 500 handler runs outside the middleware
     # stack, so it adds the security headers itself.

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -39,6 +38,7 @@ from tests.support.api import (
     unique_name,
 )
 from tests.support.helpers import closed_redis_url
+from tests.support.prometheus import parse_exposition
 
 HOST = "web-1"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -584,31 +584,6 @@ async def test_stream_authenticates_the_query_token_like_the_header(
 
 
 # ----- Prometheus -------------------------------------------------------------------------------
-
-_SAMPLE = re.compile(
-    r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="(\\.|[^"\\])*",?)*\})? '
-    r"(-?[0-9.e+-]+|NaN|[+-]Inf)$"
-)
-
-
-def parse_exposition(text: str) -> dict[str, list[str]]:
-    """Check every line of the 0.0.4 text format; samples by metric name."""
-    samples: dict[str, list[str]] = {}
-    typed: set[str] = set()
-    for line in text.splitlines():
-        if line.startswith("# HELP "):
-            continue
-        if line.startswith("# TYPE "):
-            _, _, name, kind = line.split(" ")
-            assert kind in {"counter", "gauge", "untyped"}, line
-            assert name not in typed, f"TYPE twice: {line}"
-            typed.add(name)
-            continue
-        assert _SAMPLE.match(line), line
-        name = re.split(r"[{ ]", line, maxsplit=1)[0]
-        assert name in typed, f"sample before its TYPE: {line}"
-        samples.setdefault(name, []).append(line)
-    return samples
 
 
 async def test_prometheus_metrics(

@@ -54,6 +54,8 @@ API_ROUTES: list[ApiRoute] = [
     ApiRoute("GET", "/api/v1/archive-policies/{policy_id}", ADMIN),
     ApiRoute("PATCH", "/api/v1/archive-policies/{policy_id}", ADMIN, json={"enabled": True}),
     ApiRoute("DELETE", "/api/v1/archive-policies/{policy_id}", ADMIN),
+    # storage status
+    ApiRoute("GET", "/api/v1/retention", ADMIN),
     # metrics
     ApiRoute("GET", "/api/v1/metrics/types", VIEWER),
     ApiRoute("GET", "/api/v1/hosts", VIEWER),

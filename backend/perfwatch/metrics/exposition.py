@@ -1,18 +1,19 @@
 """``GET /metrics``: Prometheus text exposition (format 0.0.4), written by hand (no dependency).
 
-Two parts: headline gauges of every host from its latest snapshots (cache first, database
-fallback), and the process's own health: HTTP requests by method/route template/status (counted
+Three parts: headline gauges of every host from its latest snapshots (cache first, database
+fallback), the process's own health: HTTP requests by method/route template/status (counted
 by ``api/request_counts.py``), latest-value cache lookups, the database pool (PostgreSQL)
-and the sampler's counters when this process samples.
+and the sampler's counters when this process samples; and samples other domains hand in
+(:class:`Sample`, e.g. the storage status the app wires in), which metrics does not import.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -28,6 +29,25 @@ _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_]")
 Labels = Mapping[str, str]
 # HTTP responses by (method, route template, status).
 RequestCountsByKey = Mapping[tuple[str, str, str], int]
+
+
+class Sample(Protocol):
+    """One sample of a family another domain exposes (read-only attributes)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def help(self) -> str: ...
+    @property
+    def value(self) -> float: ...
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+
+
+# Samples read with the scrape's session (the app puts one on app.state: see scrape.py).
+SampleSource = Callable[[AsyncSession], Awaitable[Sequence[Sample]]]
 
 
 def escape_label(value: str) -> str:
@@ -166,6 +186,7 @@ async def scrape(
     sampler_status: Mapping[str, Any] | None = None,
     lookup_stats: LatestLookupStats = LATEST_LOOKUP_STATS,
     now: datetime | None = None,
+    extra: Iterable[Sample] = (),
 ) -> str:
     out = Exposition()
     # Own counter for the scrape's lookups: the exported cache counters describe API traffic.
@@ -189,6 +210,8 @@ async def scrape(
             )
             add_headlines(out, info.host, metric_type, snapshot.data)
     add_process_health(out, requests, engine, sampler_status, lookup_stats)
+    for sample in extra:
+        out.add(sample.name, sample.kind, sample.help, sample.value, **sample.labels)
     return out.render()
 
 
