@@ -25,6 +25,7 @@ from perfwatch.contract import runtime_config
 from perfwatch.contract.metrics import ALL_METRIC_TYPES, METRIC_TYPES
 from perfwatch.db.partitions import SNAPSHOTS, TIER_HOUR, TIER_MINUTE, PartitionedTable
 from perfwatch.models import ArchiveAction, ArchivePolicy, MaintenanceState
+from perfwatch.retention.archive.paths import MANIFEST_SUFFIX
 from perfwatch.retention.status_repository import OTHER_TYPES, StorageRepository
 
 logger = logging.getLogger("perfwatch.retention.status")
@@ -34,7 +35,6 @@ MAX_BYTES_KEY = "storage.max_bytes"
 WARN_PERCENT = 90.0
 # The jobs of maintenance_state shown even before their first run.
 JOB_NAMES = ("tiers", "retention")
-MANIFEST_SUFFIX = ".manifest.json"
 
 
 @dataclass(frozen=True, slots=True)
