@@ -8,6 +8,7 @@ import sys
 import typer
 
 from perfwatch import __version__
+from perfwatch.cli.archive import archive_app
 from perfwatch.cli.bootstrap import init, seed
 from perfwatch.cli.config import config_app
 from perfwatch.cli.db import db_app
@@ -25,6 +26,7 @@ app = typer.Typer(
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(config_app, name="config")
+app.add_typer(archive_app, name="archive")
 app.command("init")(init)
 app.command("seed")(seed)
 app.command("check")(check)
