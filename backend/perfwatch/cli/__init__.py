@@ -8,6 +8,7 @@ import sys
 import typer
 
 from perfwatch import __version__
+from perfwatch.cli.archive import archive_app
 from perfwatch.cli.bootstrap import init, seed
 from perfwatch.cli.config import config_app
 from perfwatch.cli.db import db_app
@@ -31,6 +32,7 @@ retention_app = typer.Typer(
 )
 register_retention_status(retention_app)
 app.add_typer(retention_app, name="retention")
+app.add_typer(archive_app, name="archive")
 app.command("init")(init)
 app.command("seed")(seed)
 app.command("check")(check)

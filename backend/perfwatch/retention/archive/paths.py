@@ -58,6 +58,11 @@ def manifest_path(data_path: Path) -> Path:
     return data_path.with_name(data_path.name.removesuffix(DATA_SUFFIX) + MANIFEST_SUFFIX)
 
 
+def data_path(sidecar: Path) -> Path:
+    """The data file a manifest ``sidecar`` describes (the inverse of :func:`manifest_path`)."""
+    return sidecar.with_name(sidecar.name.removesuffix(MANIFEST_SUFFIX) + DATA_SUFFIX)
+
+
 def day_of(data_path: Path) -> date:
     """The day in the name of ``data_path``; ``ValueError`` unless it is YYYY-MM-DD.jsonl.zst."""
     stem = data_path.name.removesuffix(DATA_SUFFIX)

@@ -16,9 +16,9 @@ from perfwatch.retention.archive.errors import ArchiveVerificationError
 from perfwatch.retention.archive.lines import count_values, decode_line, encode_line
 from perfwatch.retention.archive.manifest import Manifest, parse_manifest
 from perfwatch.retention.archive.paths import (
-    DATA_SUFFIX,
     MANIFEST_SUFFIX,
     archive_path,
+    data_path,
     day_of,
     manifest_path,
 )
@@ -108,7 +108,7 @@ def list_archives(archive_dir: Path) -> list[Manifest]:
     out; data files without a manifest are unfinished writes and ignored."""
     found = []
     for sidecar in sorted(archive_dir.glob(f"*/*/*{MANIFEST_SUFFIX}")):
-        data = sidecar.with_name(sidecar.name.removesuffix(MANIFEST_SUFFIX) + DATA_SUFFIX)
+        data = data_path(sidecar)
         try:
             manifest = read_manifest(data)
         except ArchiveVerificationError as error:
