@@ -9,7 +9,7 @@ import json
 import math
 import random
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -23,9 +23,8 @@ from perfwatch.metrics.fields import (
     NOT_SERIES_ANY_TYPE,
     resolve_fields,
 )
-from perfwatch.metrics.records import FieldStats, FieldTotals, buckets_from_minutes, rounded
 from perfwatch.metrics.tiers.flatten import numeric_leaves
-from perfwatch.metrics.tiers.stats import BucketStats, tier_totals
+from perfwatch.metrics.tiers.stats import BucketStats
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 DEMO_TIMES = [epoch_seconds(T0) + offset for offset in (0, 3_600, 43_200, 86_399)]
@@ -275,63 +274,3 @@ def test_decoded_entries_are_copies_of_the_driver_s_dict() -> None:
     decoded.merge(BucketStats(1, {"x": [1, 5, 5, 5, 5]}))
     assert stored == {"x": [1, 2, 2, 2, 2]}
     assert decoded.fields == {"x": [2, 7, 2, 5, 5]}
-
-
-# ----- tier rows as series -----------------------------------------------------------------------
-def test_tier_rows_build_the_same_buckets_as_the_snapshots_would() -> None:
-    rng = random.Random(5)
-    # Documents every 10 s over 30 minutes; a minute of the middle has none.
-    timed = [
-        (T0 + timedelta(seconds=s), random_document(rng))
-        for s in range(0, 1_800, 10)
-        if not 600 <= s < 660
-    ]
-    minutes: dict[datetime, BucketStats] = {}
-    for at, document in timed:
-        minutes.setdefault(at.replace(second=0), BucketStats()).add("custom", document)
-    # Rows as the database gives them back: times or epoch seconds, dicts or JSON text.
-    rows = [
-        (start if i % 2 else epoch_seconds(start), bucket.snapshots, bucket.encode())
-        if i % 3
-        else (start, bucket.snapshots, json.loads(bucket.encode()))
-        for i, (start, bucket) in enumerate(sorted(minutes.items()))
-    ]
-    paths = ["a", "nested.x", "nested.list.0", "absent"]
-    totals = tier_totals(rows, paths)
-    assert len(totals) == 29
-
-    for step in (60, 300, 900):
-        expected: dict[int, BucketStats] = {}
-        for at, document in timed:
-            start = epoch_seconds(at) - epoch_seconds(at) % step
-            expected.setdefault(start, BucketStats()).add("custom", document)
-        buckets = buckets_from_minutes(totals, paths, step)
-        assert [epoch_seconds(b.start) for b in buckets] == sorted(expected)
-        for bucket in buckets:
-            stats = expected[epoch_seconds(bucket.start)]
-            assert bucket.count == stats.snapshots
-            assert bucket.fields["absent"] == FieldStats(None, None, None)
-            for path in paths[:-1]:
-                entry = stats.fields.get(path)
-                if entry is None:
-                    assert bucket.fields[path] == FieldStats(None, None, None)
-                    continue
-                count, total, low, high, _ = entry
-                assert bucket.fields[path].min == rounded(low)
-                assert bucket.fields[path].max == rounded(high)
-                assert math.isclose(bucket.fields[path].avg or 0, total / count, rel_tol=1e-9)
-
-
-def test_hour_rows_are_keyed_by_their_hour_and_merge_into_days() -> None:
-    hours = []
-    for h in range(48):
-        bucket = BucketStats()
-        bucket.add("custom", {"v": h})
-        bucket.add("custom", {"v": h + 0.5})
-        hours.append((T0 + timedelta(hours=h), bucket.snapshots, bucket.encode()))
-    totals = tier_totals(hours, ["v"])
-    first = epoch_seconds(T0)
-    assert totals[first] == (2, (FieldTotals(2, 0.5, 0, 0.5),))
-    days = buckets_from_minutes(totals, ["v"], 86_400)
-    assert [b.count for b in days] == [28, 48, 20]  # T0 is 10:00 UTC: 14 hours, 24, then 10
-    assert days[0].fields["v"] == FieldStats(6.75, 0.0, 13.5)

@@ -15,6 +15,7 @@ from perfwatch.errors import ValidationFailedError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MINUTE = 60
+HOUR = 3600
 # The most buckets a series may have: the upper bound of `api.max_points`.
 MAX_POINTS_LIMIT = runtime_config.BY_KEY["api.max_points"].rule.maximum
 # Bucket widths in seconds; wider ranges use whole days.
@@ -53,9 +54,16 @@ def floor_minute(moment: datetime) -> int:
     return seconds - seconds % MINUTE
 
 
-def ceil_minute(moment: datetime) -> int:
-    floor = floor_minute(moment)
-    return floor if from_epoch(floor) == moment else floor + MINUTE
+def floor_time(moment: datetime, width: int) -> datetime:
+    """The start of the epoch-aligned bucket of ``width`` seconds that holds ``moment``."""
+    seconds = epoch_seconds(moment)
+    return from_epoch(seconds - seconds % width)
+
+
+def ceil_time(moment: datetime, width: int) -> datetime:
+    """``moment`` if it starts a bucket of ``width`` seconds, else the next bucket's start."""
+    floor = floor_time(moment, width)
+    return floor if floor == moment else floor + timedelta(seconds=width)
 
 
 def bucket_count(start: datetime, end: datetime, step_seconds: int) -> int:

@@ -1,17 +1,17 @@
-"""What the read path returns, as named types: buckets and summaries of a series, per-minute
-totals (what rollups store), hosts seen. Plain dataclasses and tuples, not pydantic models: a
-day is 1,440 buckets per field, and pydantic writes these dataclasses out directly.
+"""What the read path returns, as named types: buckets and summaries of a series, totals per
+bucket (what buckets are merged from), hosts seen. Plain dataclasses and tuples, not pydantic
+models: a day is 1,440 buckets per field, and pydantic writes these dataclasses out directly.
 
 Every number leaves rounded by :func:`rounded` (series and summaries alike)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from perfwatch.metrics.buckets import MINUTE, from_epoch
+from perfwatch.metrics.buckets import from_epoch
 from perfwatch.models import MetricSnapshot
 
 # Decimal places kept: enough for any reading the sampler takes (percentages, rates, bytes),
@@ -73,8 +73,8 @@ class SnapshotPage:
 
 
 class FieldTotals(NamedTuple):
-    """One field over one minute (or bucket): how many numbers were found, their sum, min and
-    max (sum, min and max are None when there were none)."""
+    """One field over one bucket: how many numbers were found, their sum, min and max (sum,
+    min and max are None when there were none)."""
 
     numbers: int
     total: float | None
@@ -83,8 +83,8 @@ class FieldTotals(NamedTuple):
 
 
 class MinuteTotals(NamedTuple):
-    """One minute of one host and type: the snapshots in it, and the totals of each requested
-    field in the order requested."""
+    """One bucket (a minute, or any width) of one host and type: the snapshots in it, and the
+    totals of each requested field in the order requested."""
 
     snapshots: int
     fields: tuple[FieldTotals, ...]
@@ -92,37 +92,41 @@ class MinuteTotals(NamedTuple):
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> MinuteTotals:
         """``(snapshots, count0, sum0, min0, max0, count1, …)``, the column order of every
-        query that produces minute totals (snapshots grouped by minute, rollups pivoted)."""
+        query that produces totals (snapshots or tier rows grouped by bucket)."""
         return cls(
             int(row[0]),
             tuple(FieldTotals(*row[at : at + 4]) for at in range(1, len(row), 4)),
         )
 
 
-# Minutes by their start in seconds since the Unix epoch (a multiple of 60).
-Minutes = dict[int, MinuteTotals]
+# Totals by their bucket's start in seconds since the Unix epoch, oldest first.
+Totals = list[tuple[int, MinuteTotals]]
 
 
-def buckets_from_minutes(
-    minutes: Mapping[int, MinuteTotals], paths: Sequence[str], step_seconds: int
+def buckets_from_totals(
+    totals: Iterable[tuple[int, MinuteTotals]], paths: Sequence[str], step_seconds: int
 ) -> list[Bucket]:
-    """Per-minute totals merged into epoch-aligned buckets of ``step_seconds`` (a multiple of
-    60): counts and sums add up, min/max combine, the average is sum / count."""
-    if step_seconds == MINUTE:  # one minute per bucket: nothing to merge
-        return [_bucket(m, row.snapshots, row.fields, paths) for m, row in sorted(minutes.items())]
+    """Totals (oldest first; of minutes, hours or buckets of the step, from several sources)
+    merged into epoch-aligned buckets of ``step_seconds``, a multiple of their widths: counts
+    and sums add up, min/max combine, the average is sum / count."""
     buckets: list[Bucket] = []
     start: int | None = None
     snapshots = 0
-    # Per field [numbers, total, low, high], merged in place: a day is 1,440 minutes per field.
-    merged: list[list[Any]] = []
-    for minute in sorted(minutes):
-        row = minutes[minute]
-        bucket = minute - minute % step_seconds
+    fields: Sequence[Sequence[Any]] = ()  # the bucket's first row's, as they are
+    # Per field [numbers, total, low, high], made only when a second row joins the bucket
+    # (rare: a bucket that spans two sources), then merged in place.
+    merged: list[list[Any]] | None = None
+    for moment, row in totals:
+        bucket = moment - moment % step_seconds
         if bucket != start:
             if start is not None:
-                buckets.append(_bucket(start, snapshots, merged, paths))
-            start, snapshots, merged = bucket, row.snapshots, [list(f) for f in row.fields]
+                buckets.append(
+                    _bucket(start, snapshots, fields if merged is None else merged, paths)
+                )
+            start, snapshots, fields, merged = bucket, row.snapshots, row.fields, None
             continue
+        if merged is None:
+            merged = [list(field) for field in fields]
         snapshots += row.snapshots
         for mine, (numbers, total, low, high) in zip(merged, row.fields, strict=True):
             if not numbers:
@@ -137,7 +141,7 @@ def buckets_from_minutes(
             if high > mine[3]:
                 mine[3] = high
     if start is not None:
-        buckets.append(_bucket(start, snapshots, merged, paths))
+        buckets.append(_bucket(start, snapshots, fields if merged is None else merged, paths))
     return buckets
 
 

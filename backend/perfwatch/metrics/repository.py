@@ -19,16 +19,16 @@ from sqlalchemy import and_, or_, select
 from perfwatch.errors import ValidationFailedError
 from perfwatch.kit.repository import Repository
 from perfwatch.metrics import sql
-from perfwatch.metrics.buckets import MINUTE, as_epoch_seconds, bucket_time
+from perfwatch.metrics.buckets import as_epoch_seconds, bucket_time
 from perfwatch.metrics.records import (
     Bucket,
     FieldStats,
     FieldSummary,
     HostSeen,
-    Minutes,
     MinuteTotals,
     RangeSummary,
     SnapshotPage,
+    Totals,
     rounded,
 )
 from perfwatch.models import MetricSnapshot
@@ -135,9 +135,9 @@ class SnapshotRepository(Repository[MetricSnapshot]):
     ) -> list[Bucket]:
         """Buckets of ``step_seconds`` (aligned to the Unix epoch) over ``[start, end)`` with
         avg/min/max per field, oldest first. Buckets without any snapshot are left out; values
-        that are missing or not numbers (null, strings, booleans, objects) are ignored.
-
-        """
+        that are missing or not numbers (null, strings, booleans, objects) are ignored. Raw
+        snapshots only: ``MetricsService.series`` reads the tiers where they serve
+        (``metrics/tiers/series.py``)."""
         rows = await self._per_bucket(
             sql.SnapshotQueries.downsample, host, metric_type, fields, start, end, step_seconds
         )
@@ -156,15 +156,21 @@ class SnapshotRepository(Repository[MetricSnapshot]):
             for row in rows
         ]
 
-    async def minute_totals(
-        self, host: str, metric_type: str, paths: Sequence[str], start: datetime, end: datetime
-    ) -> Minutes:
-        """The minutes of ``[start, end)`` that hold snapshots, computed from the snapshots
-        (what rollups store)."""
+    async def bucket_totals(
+        self,
+        host: str,
+        metric_type: str,
+        paths: Sequence[str],
+        start: datetime,
+        end: datetime,
+        step_seconds: int,
+    ) -> Totals:
+        """The buckets of ``step_seconds`` in ``[start, end)`` that hold snapshots, as totals
+        (to merge with the tiers' in ``metrics/tiers/series.py``), oldest first."""
         rows = await self._per_bucket(
-            sql.SnapshotQueries.totals, host, metric_type, paths, start, end, MINUTE
+            sql.SnapshotQueries.totals, host, metric_type, paths, start, end, step_seconds
         )
-        return {as_epoch_seconds(row[0]): MinuteTotals.from_row(row[1:]) for row in rows}
+        return [(as_epoch_seconds(row[0]), MinuteTotals.from_row(row[1:])) for row in rows]
 
     async def _per_bucket(
         self,

@@ -138,7 +138,8 @@ def _not_found(host: str, metric_type: str) -> Response:
     "/metrics/{metric_type}",
     summary="Series (downsampled) or raw snapshots of a type",
     description="By default avg/min/max of each of `fields` per time bucket, at most "
-    "`api.max_points` buckets (a nice step of at least `step`). With `raw=true`: the stored "
+    "`api.max_points` buckets (a nice step of at least `step`), read from the snapshots or a "
+    "resolution tier as `source` and `resolution_seconds` say. With `raw=true`: the stored "
     "snapshots oldest first, in keyset pages (`cursor` from `next_cursor`, `limit` per page); "
     "`fields` and `step` are then ignored.",
     response_model=Series | RawPage,

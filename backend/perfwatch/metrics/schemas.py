@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from perfwatch.metrics.records import Bucket
+from perfwatch.metrics.tiers.plan import Source as SeriesSource
 
 Source = Literal["cache", "database"]
 
@@ -100,6 +101,8 @@ class Series(BaseModel):
                     "start": "2026-11-26T10:00:00Z",
                     "end": _T0,
                     "step_seconds": 60,
+                    "resolution_seconds": 60,
+                    "source": "1m",
                     "fields": ["percent"],
                     "buckets": [
                         {
@@ -118,6 +121,18 @@ class Series(BaseModel):
     start: datetime
     end: datetime
     step_seconds: int = Field(description="Bucket width chosen (a 'nice' step, epoch-aligned)")
+    resolution_seconds: Literal[1, 60, 3600] = Field(
+        description="How fine the data the buckets were built from is: 1 (raw snapshots, "
+        "as often as they were taken), 60 (the 1-minute tier) or 3600 (the 1-hour tier). "
+        "The newest minutes, not rolled up yet, always come from finer data",
+        examples=[1, 60, 3600],
+    )
+    source: SeriesSource = Field(
+        description="Where the buckets were read from: 'raw' (snapshots), '1m' or '1h' (the "
+        "resolution tiers, used for steps of whole minutes or hours and for ranges older "
+        "than raw retention)",
+        examples=["raw", "1m", "1h"],
+    )
     fields: list[str]
     buckets: list[SeriesBucket] = Field(description="Oldest first; empty buckets are left out")
 

@@ -23,7 +23,6 @@ from perfwatch.contract.metrics import METRIC_TYPES, latest_key
 from perfwatch.errors import NotFoundError, ValidationFailedError
 from perfwatch.kit.hostname import resolve_host_name
 from perfwatch.kit.repository import MAX_PAGE_SIZE
-from perfwatch.metrics.buckets import choose_step
 from perfwatch.metrics.fields import resolve_fields
 from perfwatch.metrics.repository import SnapshotRepository, decode_cursor
 from perfwatch.metrics.schemas import (
@@ -37,6 +36,8 @@ from perfwatch.metrics.schemas import (
     Series,
     Summary,
 )
+from perfwatch.metrics.tiers.plan import RESOLUTION
+from perfwatch.metrics.tiers.series import plan_for, read_buckets
 
 logger = logging.getLogger("perfwatch.metrics.service")
 
@@ -265,24 +266,21 @@ class MetricsService:
     ) -> Series:
         """Downsampled series: avg/min/max per field in epoch-aligned buckets of the chosen
         ``step_seconds`` (see :func:`choose_step`); never more than ``max_points`` buckets
-        (default: ``api.max_points``)."""
+        (default: ``api.max_points``). Built from the coarsest stored data that still gives
+        buckets of that width, raw snapshots or a resolution tier (``metrics/tiers/plan.py``),
+        which the answer names."""
         query = await self.range_query(host, metric_type, start, end, fields)
         points = await self.max_points() if max_points is None else max_points
-        width = choose_step(start, end, step, points)
-        buckets = await self.repository.downsample(
-            host=query.host,
-            metric_type=metric_type,
-            start=start,
-            end=end,
-            fields=query.fields,
-            step_seconds=width,
-        )
+        plan = await plan_for(self.session, query.host, metric_type, start, end, step, points)
+        buckets = await read_buckets(self.session, query.host, metric_type, query.fields, plan)
         return Series(
             host=query.host,
             metric_type=metric_type,
             start=start,
             end=end,
-            step_seconds=width,
+            step_seconds=plan.step_seconds,
+            resolution_seconds=RESOLUTION[plan.source],
+            source=plan.source,
             fields=query.fields,
             buckets=buckets,
         )

@@ -38,6 +38,13 @@ def typed(statement: str) -> TextClause:
     )
 
 
+def bucket_params(postgres: bool, step_seconds: int) -> dict[str, Any]:
+    """The bucket width's parameters: ``date_bin``'s on PostgreSQL, seconds on SQLite."""
+    if postgres:
+        return {"width": timedelta(seconds=step_seconds), "origin": EPOCH}
+    return {"step": step_seconds}
+
+
 class SnapshotQueries:
     """The read-side statements for one dialect and list of fields; ``params`` binds the
     field paths."""
@@ -88,9 +95,7 @@ class SnapshotQueries:
         )
 
     def bucket_params(self, step_seconds: int) -> dict[str, Any]:
-        if self.postgres:
-            return {"width": timedelta(seconds=step_seconds), "origin": EPOCH}
-        return {"step": step_seconds}
+        return bucket_params(self.postgres, step_seconds)
 
     def _per_bucket(self, aggregates: str) -> str:
         if self.postgres:

@@ -25,10 +25,14 @@ from perfwatch.models import MetricTierPending
 SETTLE_SECONDS = 120
 LATE_ROW_SECONDS = 90
 
+# DO UPDATE, not DO NOTHING: it locks a mark that exists until this transaction commits, so
+# the tier job cannot take (delete) that mark and read the minute before these rows are
+# visible, which would lose them (metrics/tiers/job.py). The minutes are distinct.
 _POSTGRES_MARK = text(
     "INSERT INTO metric_tier_pending (host, metric_type, minute) "
     "SELECT * FROM unnest(CAST(:hosts AS varchar[]), CAST(:types AS varchar[]), "
-    "CAST(:minutes AS timestamptz[])) ON CONFLICT DO NOTHING"
+    "CAST(:minutes AS timestamptz[])) "
+    "ON CONFLICT (host, metric_type, minute) DO UPDATE SET minute = EXCLUDED.minute"
 )
 
 

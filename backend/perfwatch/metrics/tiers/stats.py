@@ -17,22 +17,16 @@ smaller for a quiet host's zero rates, 1.5 % for a busy one, for 0.05 ms a host-
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from perfwatch.metrics.buckets import as_epoch_seconds
-from perfwatch.metrics.records import FieldTotals, Minutes, MinuteTotals
 from perfwatch.metrics.tiers.flatten import Number, numeric_leaves
 
 # [count, sum, min, max, last] of one field in one bucket.
 Entry = list[Number]
 # The stored form: field path → entry (a decoded ``stats`` column).
 Stats = dict[str, Entry]
-# A tier row as the database returns it: bucket start, snapshots, stats (a dict, or JSON text).
-TierRow = tuple[datetime | int, int, Mapping[str, Sequence[Number]] | str | bytes]
 
-_NO_NUMBERS = FieldTotals(0, None, None, None)
 # From here on Python writes a float with an exponent (1e+16), shorter than an int's digits.
 _WHOLE_LIMIT = 1e16
 
@@ -96,27 +90,6 @@ class BucketStats:
         """A stored bucket, to merge into a wider one. Its entries are copies: merging
         changes them in place."""
         return cls(snapshots, {path: list(entry) for path, entry in _stats(stats).items()})
-
-
-def tier_totals(rows: Iterable[TierRow], paths: Sequence[str]) -> Minutes:
-    """Tier rows as the per-minute totals series are built from (``records.Minutes``, keyed by
-    the bucket's start in epoch seconds; 1-hour rows are keyed by their hour), the fields in
-    the order of ``paths``: ``records.buckets_from_minutes(totals, paths, step)`` then makes
-    buckets of any width that is a multiple of the tier's. Only ``paths`` are read from each
-    row's stats."""
-    totals: Minutes = {}
-    for start, snapshots, stats in rows:
-        fields = _stats(stats)
-        found = []
-        for path in paths:
-            entry = fields.get(path)
-            found.append(
-                _NO_NUMBERS
-                if entry is None
-                else FieldTotals(int(entry[0]), entry[1], entry[2], entry[3])
-            )
-        totals[as_epoch_seconds(start)] = MinuteTotals(int(snapshots), tuple(found))
-    return totals
 
 
 def _stats(stats: Mapping[str, Sequence[Number]] | str | bytes) -> Mapping[str, Sequence[Number]]:
