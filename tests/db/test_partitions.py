@@ -212,6 +212,25 @@ async def test_ensure_creates_tier_months_with_one_child_per_type_and_other(
     assert "metric_tier_1h_p203104" not in await children(pg_session, TIER_HOUR.name)
 
 
+async def test_only_the_hour_tier_keeps_its_rows_uncompressed(pg_session: AsyncSession) -> None:
+    # A year's chart reads 8,760 hour rows: decompressing each costs more than it saves.
+    await ensure_snapshot_partitions(pg_session, today=date(2031, 3, 10), days_ahead=0)
+    result = await pg_session.execute(
+        text(
+            "SELECT relname, reloptions FROM pg_class WHERE relname IN "
+            "('metric_tier_1h_p203103_cpu', 'metric_tier_1h_p203103_other', "
+            "'metric_tier_1m_p203103_cpu', 'metric_snapshots_p20310310_cpu')"
+        )
+    )
+    options = {name: value for name, value in result}
+    assert options == {
+        "metric_tier_1h_p203103_cpu": ["toast_tuple_target=8160"],
+        "metric_tier_1h_p203103_other": ["toast_tuple_target=8160"],
+        "metric_tier_1m_p203103_cpu": None,
+        "metric_snapshots_p20310310_cpu": None,
+    }
+
+
 async def test_ensure_crosses_the_year_in_december(pg_session: AsyncSession) -> None:
     await ensure_partitions_between(pg_session, TIER_HOUR, date(2031, 12, 31), date(2032, 1, 1))
     await ensure_partitions_between(pg_session, SNAPSHOTS, date(2031, 12, 31), date(2032, 1, 1))

@@ -53,6 +53,11 @@ DECLARE
     created integer := 0;
     stranded boolean;
     default_part text := parent || '_default';
+    -- The 1-hour tier's rows (a few kB of jsonb) stay inline and uncompressed: a year's chart
+    -- reads 8,760 of them, and decompressing each costs more than the disk it saves (the
+    -- whole tier is ~50 MB per host-year). docs/retention.md, "Measurements".
+    leaf_options text := CASE WHEN parent = 'metric_tier_1h'
+                              THEN ' WITH (toast_tuple_target = 8160)' ELSE '' END;
 BEGIN
     IF unit NOT IN ('day', 'month') THEN
         RAISE EXCEPTION 'unit must be day or month, got %', unit;
@@ -89,9 +94,10 @@ BEGIN
             END IF;
             FOREACH kind IN ARRAY types LOOP
                 EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES IN (%L)',
-                               part || '_' || kind, part, kind);
+                               part || '_' || kind, part, kind) || leaf_options;
             END LOOP;
-            EXECUTE format('CREATE TABLE %I PARTITION OF %I DEFAULT', part || '_other', part);
+            EXECUTE format('CREATE TABLE %I PARTITION OF %I DEFAULT', part || '_other', part)
+                || leaf_options;
             IF stranded THEN
                 EXECUTE format('WITH moved AS (DELETE FROM %I WHERE %I >= $1 AND %I < $2 '
                                'RETURNING *) INSERT INTO %I SELECT * FROM moved',
