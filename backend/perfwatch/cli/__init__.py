@@ -11,6 +11,7 @@ from perfwatch import __version__
 from perfwatch.cli.bootstrap import init, seed
 from perfwatch.cli.config import config_app
 from perfwatch.cli.db import db_app
+from perfwatch.cli.retention import retention_app
 from perfwatch.cli.serve import check, sampler_command, serve, wait
 from perfwatch.cli.users import user_app
 from perfwatch.config import SettingsError
@@ -25,6 +26,7 @@ app = typer.Typer(
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(config_app, name="config")
+app.add_typer(retention_app, name="retention")
 app.command("init")(init)
 app.command("seed")(seed)
 app.command("check")(check)

@@ -134,6 +134,14 @@ CATALOGUE: tuple[ConfigKey, ...] = (
         NumberRule(10, 10_000, integer=True),
         "Most points a downsampled range query returns",
     ),
+    ConfigKey(
+        "storage.max_bytes",
+        0,
+        # Up to 1 PB; whole bytes, as Prometheus' retention.size. 0 switches the cap off.
+        NumberRule(0, 10**15, integer=True, unit="bytes"),
+        "Disk cap of the database: above it the oldest raw days, then the oldest tier "
+        "months, are expired until it fits (0: no cap)",
+    ),
 )
 
 BY_KEY: dict[str, ConfigKey] = {entry.key: entry for entry in CATALOGUE}
