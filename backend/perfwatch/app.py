@@ -1,11 +1,10 @@
 """FastAPI application factory: the routers under ``/api/v1``, and a lifespan that opens the
 database and the cache, puts them on ``app.state`` (where the request dependencies find them)
-and runs the sampler and the maintenance loop beside the server."""
+and runs the sampler and the maintenance runner (retention/runner.py) beside the server."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -26,9 +25,9 @@ from perfwatch.config_store.router import router as config_router
 from perfwatch.db.session import Database
 from perfwatch.health.router import router as health_router
 from perfwatch.metrics.live import router as live_router
-from perfwatch.metrics.maintenance import run_maintenance
 from perfwatch.metrics.router import router as metrics_router
 from perfwatch.metrics.scrape import prometheus_router
+from perfwatch.retention.jobs import start_maintenance
 from perfwatch.retention.router import router as archive_policies_router
 from perfwatch.retention.status_gauges import StorageGauges
 from perfwatch.retention.status_router import router as retention_status_router
@@ -50,9 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.database = database
         principal_cache.configure(settings.auth_cache_seconds)
         app.state.cache = build_cache(settings)
-        maintenance = asyncio.create_task(
-            run_maintenance(database.engine), name="partition-maintenance"
-        )
+        maintenance = start_maintenance(database, settings)
         sampler_stop = asyncio.Event()
         sampler_task = None
         if settings.run_sampler:
@@ -69,9 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sampler_stop.set()
             if sampler_task is not None:
                 await sampler_task  # flushes the batch; what cannot be written is spooled
-            maintenance.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await maintenance
+            if maintenance is not None:
+                await maintenance.stop()
             await app.state.cache.close()
             await database.close()
 

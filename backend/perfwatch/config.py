@@ -103,6 +103,9 @@ class Settings(BaseSettings):
 
     # `perfwatch serve` runs the sampler in-process unless this is false (API-only replicas).
     run_sampler: bool = True
+    # The server and `perfwatch sampler` run the maintenance jobs (tier roll-up, retention,
+    # disk cap) unless this is false; a lock keeps it to one runner at a time either way.
+    run_maintenance: bool = True
     # Snapshots kept on disk while the database is away (oldest dropped beyond this). A day at
     # the default intervals is ~373,000; this holds about 32 hours (docs/metrics.md).
     sampler_spool_max_rows: Annotated[int, Field(ge=1000)] = 500_000

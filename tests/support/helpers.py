@@ -47,6 +47,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "secret_key": "t" * 40,
         # Tests that need the sampler start it themselves; an app under test must not sample.
         "run_sampler": False,
+        # Likewise the maintenance runner: tests of it build their own (tests/retention/).
+        "run_maintenance": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -12,6 +12,7 @@ from perfwatch.cli.archive import archive_app
 from perfwatch.cli.bootstrap import init, seed
 from perfwatch.cli.config import config_app
 from perfwatch.cli.db import db_app
+from perfwatch.cli.retention import retention_app
 from perfwatch.cli.retention_status import register as register_retention_status
 from perfwatch.cli.serve import check, sampler_command, serve, wait
 from perfwatch.cli.users import user_app
@@ -27,9 +28,6 @@ app = typer.Typer(
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(config_app, name="config")
-retention_app = typer.Typer(
-    help="Storage lifecycle: tiers, retention, archives.", no_args_is_help=True
-)
 register_retention_status(retention_app)
 app.add_typer(retention_app, name="retention")
 app.add_typer(archive_app, name="archive")

@@ -16,6 +16,7 @@ from perfwatch.cli.common import configure_logging, fail, run, settings
 from perfwatch.cli.db import alembic
 from perfwatch.config import get_settings
 from perfwatch.db.session import Database, check_database
+from perfwatch.retention.jobs import start_maintenance
 
 
 def check() -> None:
@@ -82,9 +83,10 @@ def wait(
 
 
 def sampler_command() -> None:
-    """Run the sampler alone, without the API.
+    """Run the sampler alone, without the API, and the maintenance jobs.
 
-    Until SIGTERM/SIGINT, then flush the batch (to the spool if the database is away)."""
+    Until SIGTERM/SIGINT, then flush the batch (to the spool if the database is away).
+    RUN_MAINTENANCE=false leaves the maintenance jobs to another process."""
     # Imported here: the collectors (psutil) are not needed by the other commands.
     from perfwatch.sampler.factory import build_sampler
 
@@ -98,9 +100,12 @@ def sampler_command() -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         sampler = build_sampler(current, database.sessionmaker, cache)
+        maintenance = start_maintenance(database, current)
         try:
             await sampler.run(stop)
         finally:
+            if maintenance is not None:
+                await maintenance.stop()
             await cache.close()
         typer.echo(f"sampler stopped: {json.dumps(sampler.status())}")
 

@@ -137,8 +137,10 @@ CATALOGUE: tuple[ConfigKey, ...] = (
     ConfigKey(
         "storage.max_bytes",
         0,
-        NumberRule(0, 2**50, integer=True, unit="bytes"),
-        "Database size at which the oldest history is expired early (0: no cap)",
+        # Up to 1 PB; whole bytes, as Prometheus' retention.size. 0 switches the cap off.
+        NumberRule(0, 10**15, integer=True, unit="bytes"),
+        "Disk cap of the database: above it the oldest raw days, then the oldest tier "
+        "months, are expired until it fits (0: no cap)",
     ),
 )
 

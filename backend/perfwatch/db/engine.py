@@ -67,10 +67,13 @@ def _ensure_sqlite_directory(url: str) -> None:
 def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets the sampler write while the API reads; SQLite leaves foreign keys off by default.
     cursor = dbapi_connection.cursor()
-    # Only takes effect on a file without tables (a new database): retention's deletes then
-    # give pages back with `PRAGMA incremental_vacuum`. An older file is converted once by the
-    # retention job (docs/retention.md).
-    cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
+    # Chosen when the file is new (no page yet; it cannot change once tables exist): retention's
+    # deletes then give pages back with `PRAGMA incremental_vacuum`. An older file is converted
+    # once by the retention job (docs/retention.md). Setting it on an existing file would wait
+    # for the write lock: every new connection would queue behind the sampler's writes.
+    cursor.execute("PRAGMA page_count")
+    if cursor.fetchone()[0] == 0:
+        cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
