@@ -254,6 +254,51 @@ def test_database_outage_is_reported_and_survived(stack: Stack) -> None:
     assert body["sampler"]["writer"]["replayed"] > 0
 
 
+def test_an_archive_policy_archives_a_back_dated_day_and_drops_its_partition(
+    stack: Stack,
+) -> None:
+    # Three days of cpu history for a host of its own, then a policy keeping one day of raw
+    # cpu and archiving what leaves it: the day before yesterday must end up in the archive
+    # volume, verified, and its (day, type) partition gone.
+    stack.run(
+        "exec", "-T", "backend", "perfwatch", "seed", "--days", "3", "--interval", "60",
+        "--host", "e2e-archive", timeout=300,
+    )  # fmt: skip
+    stack.psql(
+        "INSERT INTO archive_policies (id, metric_type, raw_days, minute_days, retention_days, "
+        "action, enabled) VALUES (gen_random_uuid(), 'cpu', 1, 30, 730, 'archive', true) "
+        "ON CONFLICT (metric_type) DO UPDATE SET raw_days = 1, action = 'archive'"
+    )
+    day = stack.psql("SELECT to_char((now() AT TIME ZONE 'UTC')::date - 2, 'YYYY-MM-DD')")
+    partition = f"metric_snapshots_p{day.replace('-', '')}_cpu"
+    assert stack.psql(f"SELECT to_regclass('{partition}') IS NOT NULL") == "t"
+    seeded = int(stack.psql(f"SELECT count(*) FROM {partition} WHERE host = 'e2e-archive'"))
+    assert seeded > 0
+
+    dry = stack.run("exec", "-T", "backend", "perfwatch", "retention", "run", "--dry-run")
+    assert partition in dry.stdout or day in dry.stdout, dry.stdout
+    assert stack.psql(f"SELECT to_regclass('{partition}') IS NOT NULL") == "t"
+
+    stack.run("exec", "-T", "backend", "perfwatch", "retention", "run", timeout=300)
+    assert stack.psql(f"SELECT to_regclass('{partition}') IS NULL") == "t"
+    listed = json.loads(
+        stack.run("exec", "-T", "backend", "perfwatch", "archive", "list", "--json").stdout
+    )
+    archived = [
+        item
+        for item in listed
+        if item["host"] == "e2e-archive" and item["metric_type"] == "cpu" and item["day"] == day
+    ]
+    assert len(archived) == 1 and archived[0]["rows"] == seeded, listed
+    # The file is in the archive volume and verifies against its manifest, read back anew.
+    path = f"/var/lib/perfwatch-archive/e2e-archive/cpu/{day}.jsonl.zst"
+    stack.run(
+        "exec", "-T", "backend", "python", "-c",
+        "from pathlib import Path; from perfwatch.retention.archive import verify; "
+        f"print(verify(Path({path!r})).rows)",
+    )  # fmt: skip
+
+
 def test_two_backends_starting_together_migrate_once(stack: Stack, tmp_path: Path) -> None:
     stack.run("down", "-v")
     second_port = free_port()

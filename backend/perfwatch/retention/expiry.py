@@ -194,7 +194,16 @@ class Expirer:
         for part in stored.parts:
             if part.own_table:
                 try:
-                    await postgres_store.drop_table(engine, part.table, self.lock_timeout_ms)
+                    await postgres_store.drop_table(
+                        engine,
+                        part.table,
+                        self.lock_timeout_ms,
+                        None if archived is None else archived.rows,
+                    )
+                except postgres_store.ChangedSinceArchived as exc:
+                    reason = f"rows arrived after it was archived ({exc}); archived again next run"
+                    logger.warning("kept %s for the next run: %s", stored.label(), reason)
+                    return Outcome(expiry, dropped, deleted, archived, kept=reason)
                 except postgres_store.LockTimeout:
                     reason = (
                         f"{part.table} was not unlocked within {self.lock_timeout_ms} ms "

@@ -120,11 +120,29 @@ async def count_rows(connection: AsyncConnection, stored: Stored) -> Stored:
     return Stored(stored.resolution, stored.metric_type, stored.period, tuple(parts))
 
 
-async def drop_table(engine: AsyncEngine, name: str, lock_timeout_ms: int) -> None:
-    """``DROP TABLE name`` in a transaction of its own, or :class:`LockTimeout`."""
+class ChangedSinceArchived(Exception):
+    """The table holds rows its archive does not (late rows stored after it was written):
+    nothing was dropped; the next run archives again (merging) and drops then."""
+
+
+async def drop_table(
+    engine: AsyncEngine, name: str, lock_timeout_ms: int, archived_rows: int | None = None
+) -> None:
+    """``DROP TABLE name`` in a transaction of its own, or :class:`LockTimeout`. With
+    ``archived_rows``, first lock it and check it holds no more rows than were archived, or
+    :class:`ChangedSinceArchived`: an archived day is dropped only if its archive has every row."""
     try:
         async with engine.begin() as connection:
             await connection.execute(text(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"))
+            if archived_rows is not None:
+                await connection.execute(
+                    text(f"LOCK TABLE {_quoted(name)} IN ACCESS EXCLUSIVE MODE")
+                )
+                stored = await connection.scalar(text(f"SELECT count(*) FROM {_quoted(name)}"))
+                if int(stored or 0) > archived_rows:
+                    raise ChangedSinceArchived(
+                        f"{name} holds {stored} rows, its archive {archived_rows}"
+                    )
             await connection.execute(text(f"DROP TABLE IF EXISTS {_quoted(name)}"))
     except DBAPIError as exc:
         if _is_lock_timeout(exc):

@@ -12,9 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from perfwatch.kit.repository import Repository
+from perfwatch.metrics.tiers.repository import JOB_NAME
 from perfwatch.models import MaintenanceState
 
-TIERS_JOB = "tiers"
+TIERS_JOB = JOB_NAME  # the tier job's row; its watermark is that job's own
 RETENTION_JOB = "retention"
 ERROR_CHARS = 2000  # a traceback's last line is enough; the log has the rest
 
