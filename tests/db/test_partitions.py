@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -34,8 +32,7 @@ from perfwatch.db.partitions import (
     parse_partition,
 )
 from perfwatch.metrics.ingest import SnapshotIngest
-from perfwatch.metrics.maintenance import run_maintenance
-from tests.support.helpers import closed_postgres_url, make_settings, scratch_postgres
+from tests.support.helpers import make_settings, scratch_postgres
 from tests.support.services import PostgresServer
 
 LEAF_SUFFIXES = (*METRIC_TYPES, OTHER_TYPES)
@@ -715,70 +712,3 @@ async def test_sqlite_has_no_partitions(sqlite_engine: AsyncEngine) -> None:
                 assert await list_partitions(session, table) == []
         finally:
             await session.close()
-
-
-# ----- the maintenance loop ----------------------------------------------------------------------
-
-
-async def cancel(task: asyncio.Task[Any]) -> None:
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-
-
-async def test_maintenance_keeps_running_on_sqlite(sqlite_engine: AsyncEngine) -> None:
-    task = asyncio.create_task(run_maintenance(sqlite_engine, interval_seconds=3600))
-    try:
-        await asyncio.sleep(0.3)
-        assert not task.done()
-    finally:
-        await cancel(task)
-
-
-async def test_maintenance_keeps_running_when_the_database_is_away(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    engine = build_engine(make_settings(closed_postgres_url(), db_connect_timeout=2))
-    caplog.set_level(logging.WARNING, logger="perfwatch.metrics.maintenance")
-    task = asyncio.create_task(run_maintenance(engine, interval_seconds=0.01))
-    failures: list[logging.LogRecord] = []
-    try:
-        for _ in range(500):
-            failures = [r for r in caplog.records if "partition maintenance failed" in r.message]
-            if len(failures) >= 2:
-                break
-            await asyncio.sleep(0.01)
-        assert not task.done(), "the loop must survive a failed round"
-    finally:
-        await cancel(task)
-        await engine.dispose()
-
-    assert len(failures) >= 2
-    assert failures[0].exc_info is not None
-
-
-async def test_maintenance_keeps_the_weeks_partitions_on_postgres(
-    committed_pg: AsyncEngine,
-) -> None:
-    async with committed_pg.begin() as connection:
-        await connection.execute(
-            text(f"DROP TABLE {SNAPSHOTS.period_name(datetime.now(UTC).date())}")
-        )
-
-    task = asyncio.create_task(run_maintenance(committed_pg, interval_seconds=3600))
-    try:
-        for _ in range(500):
-            async with committed_pg.connect() as connection:
-                names = await list_snapshot_partitions(connection)
-            if SNAPSHOTS.period_name(datetime.now(UTC).date()) in names:
-                break
-            await asyncio.sleep(0.01)
-    finally:
-        await cancel(task)
-
-    async with committed_pg.connect() as connection:
-        assert await ensure_snapshot_partitions(connection) == 0
-        await connection.rollback()
-    today = datetime.now(UTC).date()
-    for offset in range(-DEFAULT_DAYS_BEHIND, DEFAULT_DAYS_AHEAD + 1):
-        assert SNAPSHOTS.period_name(today + timedelta(days=offset)) in names

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from perfwatch.db.types import utcnow
 from perfwatch.models import ArchiveAction, MetricTierMinute
+from perfwatch.retention.lock import maintenance_lock
+from tests.support.cli import assert_one_line_error
 from tests.support.helpers import fetch, perfwatch, subprocess_env
 from tests.support.retention import (
     add_policy,
@@ -68,12 +70,32 @@ async def test_dry_run_prints_what_would_go_and_changes_nothing(
         line.startswith(f"raw cpu {day(-1)}") and "5 rows" in line
         for line in ran.stdout.splitlines()
     )
-    kept = next(
+    archived = next(
         line for line in ran.stdout.splitlines() if line.startswith(f"raw processes {day(-1)}")
     )
-    assert "KEPT: its policy archives raw snapshots and no archive writer" in kept
-    assert snapshot_counts(fresh_db) == [("processes", 5)]
+    assert "archived 5 rows" in archived, archived
+    assert snapshot_counts(fresh_db) == []
+    archive = tmp_path / "data" / "archive" / "web-1" / "processes"
+    assert sorted(path.name for path in archive.iterdir()) == [
+        f"{day(-1)}.jsonl.zst",
+        f"{day(-1)}.manifest.json",
+    ]
     again = await asyncio.to_thread(
         perfwatch, "retention", "run", "--dry-run", env=env, cwd=tmp_path
     )
     assert [line for line in again.stdout.splitlines() if line.startswith("raw cpu")] == []
+
+
+async def test_a_run_waits_for_the_lock_then_says_who_holds_it(
+    fresh_db: str, tmp_path: Path
+) -> None:
+    await months_old_history(fresh_db)
+    env = subprocess_env(fresh_db, tmp_path / "data")
+    async with opened(fresh_db) as database, maintenance_lock(database.engine) as held:
+        assert held
+        ran = await asyncio.to_thread(
+            perfwatch, "retention", "run", "--wait", "1", env=env, cwd=tmp_path
+        )
+    assert ran.returncode == 1
+    assert_one_line_error(ran, "another process is running the maintenance jobs")
+    assert snapshot_counts(fresh_db) == [("cpu", 5), ("processes", 5)]
