@@ -3,6 +3,7 @@ the real archive writer, on both dialects, with a fixed clock."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from perfwatch.metrics.service import MetricsService
 from perfwatch.models import ArchiveAction, MetricSnapshot, MetricTierMinute
 from perfwatch.retention.archive import list_archives, read_rows, verify
 from perfwatch.retention.jobs import FileArchiver, retention_step, tiers_step
+from perfwatch.retention.restore import restore_file
 from tests.support.retention import (
     HOST,
     NOW,
@@ -108,6 +110,25 @@ async def test_tiers_then_retention_archive_a_day_drop_it_and_its_history_stays_
         )
     assert series.source == "1m"
     assert sum(bucket.count for bucket in series.buckets) == 120
+
+    # Restored from its file, the day is back as it was: same times, same documents.
+    restored = await restore_file(database.sessionmaker, data)
+    assert (restored.rows_in_file, restored.inserted) == (120, 120)
+    async with database.sessionmaker() as session:
+        back = (
+            await session.execute(
+                select(MetricSnapshot.captured_at, MetricSnapshot.metric_data)
+                .where(
+                    MetricSnapshot.host == HOST,
+                    MetricSnapshot.captured_at < start + timedelta(days=1),
+                )
+                .order_by(MetricSnapshot.captured_at)
+            )
+        ).all()
+    assert [(at, document) for at, document in back] == [
+        (row.captured_at, json.loads(row.document)) for row in read_rows(data)
+    ]
+    assert (await restore_file(database.sessionmaker, data)).inserted == 0
 
 
 async def test_rows_stored_after_the_archive_keep_the_day_until_archived_again(

@@ -39,7 +39,7 @@ def retention_run(
         "sampler` runs a round.",
     ),
 ) -> None:
-    """Expire what is past its policy's window now, then apply the disk cap.
+    """Expire what is past its policy now, then apply the disk cap.
 
     Prints one line per (resolution, type, period): raw days, 1-minute and 1-hour tier months.
     First rolls the tiers up to date (late rows included: nothing is expired before it is
