@@ -399,7 +399,7 @@ async def measure_storage(
         print(f"# {name} MB per day by type: {listed}", flush=True)
     values_per_day = sum(raw_values.values()) / raw_days
     totals = {name: sum(kinds.values()) for name, kinds in per_day.items()}
-    report("storage_values_per_host_day", values_per_day, "values")
+    print(f"# {values_per_day:,.0f} values a day (as the retention part's figure)", flush=True)
     report("storage_bytes_per_value_raw", totals["raw"] / values_per_day, "B")
     report("storage_bytes_per_value_1m", totals["1m"] / values_per_day, "B")
     report("storage_bytes_per_value_1h", totals["1h"] / values_per_day, "B")

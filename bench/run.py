@@ -15,7 +15,7 @@ restore part (bench/restore_bench.py) archives one busy host-day of cpu from Pos
 restores it (BENCH_RESTORE_HOURS, BENCH_RESTORE_BATCH). The lifecycle part
 (bench/lifecycle_bench.py) uses a database of its own (perfwatch_bench_lifecycle): one host's
 raw window, tiers and a warm server, for the storage, expiry, tier-job and chart figures of
-issue 11 (BENCH_LIFECYCLE_RAW_DAYS, ...; about 5 minutes). The sampler part
+issue 11 (BENCH_LIFECYCLE_RAW_DAYS, ...; about 2 minutes). The sampler part
 (bench/sampler_bench.py) runs first of the database parts, because its replay benchmark
 empties metric_snapshots. The api part (bench/api_bench.py) uses a database of its own
 (perfwatch_bench_api) and Redis database 14, serves it with a uvicorn process and loads it
