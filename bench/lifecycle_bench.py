@@ -133,7 +133,6 @@ class Documents:
             for kind, documents in pool.items()
         }
         self.values: dict[str, int] = defaultdict(int)
-        self.rows: dict[str, int] = defaultdict(int)
 
     def between(self, start: datetime, end: datetime) -> Iterator[EncodedSnapshot]:
         """Every type's snapshots in ``[start, end)`` (whole intervals from the origin), type
@@ -147,7 +146,6 @@ class Documents:
                 slot = index % len(documents)
                 document = storage_bench.busy(documents[slot], "", at, self.rng)
                 self.values[kind] += self.numbers[kind][slot]
-                self.rows[kind] += 1
                 yield EncodedSnapshot(HOST, at, kind, storage_bench.compact(document))
 
 
@@ -195,18 +193,20 @@ def backend_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def leaf_sizes(connection: asyncpg.Connection, table: PartitionedTable) -> dict[str, int]:
+async def leaf_sizes(
+    sessions: SessionFactory, admin: asyncpg.Connection, table: PartitionedTable
+) -> dict[str, int]:
     """Bytes of ``table``'s (period, type) leaves, per type ("other" for the ``_other``s)."""
-    rows = await connection.fetch(
-        "SELECT leaf.relname, pg_total_relation_size(leaf.oid) FROM pg_inherits period_link"
-        " JOIN pg_class root ON root.oid = period_link.inhparent"
-        " JOIN pg_inherits leaf_link ON leaf_link.inhparent = period_link.inhrelid"
-        " JOIN pg_class leaf ON leaf.oid = leaf_link.inhrelid WHERE root.relname = $1",
-        table.name,
+    async with sessions() as session:
+        leaves = await list_partitions(session, table)
+    rows = await admin.fetch(
+        "SELECT relname, pg_total_relation_size(oid) FROM pg_class WHERE relname = ANY($1)",
+        [leaf.name for leaf in leaves],
     )
+    size = dict(rows)
     sizes: dict[str, int] = defaultdict(int)
-    for name, size in rows:
-        sizes[name.rpartition("_")[2]] += size
+    for leaf in leaves:
+        sizes[leaf.metric_type or "other"] += size[leaf.name]
     return sizes
 
 
@@ -327,7 +327,9 @@ async def run(admin_url: str, report: storage_bench.Report) -> dict[str, Any]:
         print(f"# tiers copied and vacuumed in {time.perf_counter() - started:.0f} s", flush=True)
 
         # ----- sizes -----
-        per_day = await measure_storage(admin, report, raw_values, raw_days, tier_days, hour_days)
+        per_day = await measure_storage(
+            sessions, admin, report, raw_values, raw_days, tier_days, hour_days
+        )
         per_day_first = first_raw, first_raw + DAY
         await field_buckets(admin, report, per_day, raw_values, raw_days, per_day_first)
 
@@ -379,6 +381,7 @@ def cpu_since(pid: int, before: float | None) -> float | None:
 
 
 async def measure_storage(
+    sessions: SessionFactory,
     admin: asyncpg.Connection,
     report: storage_bench.Report,
     raw_values: dict[str, int],
@@ -391,7 +394,7 @@ async def measure_storage(
     tables = {"raw": SNAPSHOTS, "1m": TIER_MINUTE, "1h": TIER_HOUR}
     per_day: dict[str, dict[str, float]] = {}
     for name, table in tables.items():
-        sizes = await leaf_sizes(admin, table)
+        sizes = await leaf_sizes(sessions, admin, table)
         per_day[name] = {kind: size / days[name] for kind, size in sizes.items()}
         listed = ", ".join(
             f"{kind} {size / MB:.2f}" for kind, size in sorted(per_day[name].items()) if size
