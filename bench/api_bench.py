@@ -201,15 +201,15 @@ def failures(result: dict[str, Any]) -> int:
 # ----- set-up --------------------------------------------------------------------------------
 
 
-async def recreate(admin_url: str) -> str:
+async def recreate(admin_url: str, database: str = DATABASE) -> str:
     connection = await asyncpg.connect(admin_url)
     try:
-        await connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        await connection.execute(f"CREATE DATABASE {DATABASE}")
+        await connection.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        await connection.execute(f"CREATE DATABASE {database}")
     finally:
         await connection.close()
     base, _, _ = admin_url.rpartition("/")
-    return f"{base}/{DATABASE}"
+    return f"{base}/{database}"
 
 
 def copy_records(rows: Iterator[Any], size: int) -> list[tuple[Any, ...]]:
@@ -308,11 +308,10 @@ class Server:
     def __init__(self, settings: Settings, data_dir: Path) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        assert settings.database_url and settings.redis_url
+        assert settings.database_url
         env = {
             **os.environ,
             "DATABASE_URL": settings.database_url,
-            "REDIS_URL": settings.redis_url,
             "RUN_SAMPLER": "0",
             "SECRET_KEY": SECRET_KEY,
             "ENVIRONMENT": "development",
@@ -321,6 +320,10 @@ class Server:
             "ACCESS_TOKEN_MINUTES": str(TOKEN_MINUTES),
             "LOG_LEVEL": "WARNING",
         }
+        if settings.redis_url:  # else the server's in-process cache
+            env["REDIS_URL"] = settings.redis_url
+        else:
+            env.pop("REDIS_URL", None)
         uvicorn = Path(sys.executable).with_name("uvicorn")
         self.process = subprocess.Popen(
             [

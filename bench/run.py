@@ -4,15 +4,18 @@ Prints one line per figure, ``BENCH <name> <value> <unit>``, and writes bench/re
 Runs against PostgreSQL 16 (``BENCH_DATABASE_URL``, else the throwaway server of
 scripts/pg16.sh) on a dedicated database that is recreated each run.
 
-Parts: BENCH_ONLY=sampler, storage, retention, tiers, archive, restore or api runs one part
-(default: all). The retention part (bench/storage_bench.py) measures raw encodings and
+Parts: BENCH_ONLY=sampler, storage, retention, tiers, archive, restore, lifecycle or api runs
+one part (default: all). The retention part (bench/storage_bench.py) measures raw encodings and
 rollup-tier layouts for the storage lifecycle (issue 11); see that module for its sizes
 (BENCH_RETENTION_HOURS, ...). The tiers part (bench/tier_bench.py) measures the CPU time of
 rolling up one host's minute into the resolution tiers; the archive part (bench/archive_bench.py)
 the archive files' bytes per value and write speed per zstd level (BENCH_ARCHIVE_HOURS,
 BENCH_ARCHIVE_LEVELS). Neither needs a database: they run first, and alone start no server. The
 restore part (bench/restore_bench.py) archives one busy host-day of cpu from PostgreSQL and
-restores it (BENCH_RESTORE_HOURS, BENCH_RESTORE_BATCH). The sampler part
+restores it (BENCH_RESTORE_HOURS, BENCH_RESTORE_BATCH). The lifecycle part
+(bench/lifecycle_bench.py) uses a database of its own (perfwatch_bench_lifecycle): one host's
+raw window, tiers and a warm server, for the storage, expiry, tier-job and chart figures of
+issue 11 (BENCH_LIFECYCLE_RAW_DAYS, ...; about 2 minutes). The sampler part
 (bench/sampler_bench.py) runs first of the database parts, because its replay benchmark
 empties metric_snapshots. The api part (bench/api_bench.py) uses a database of its own
 (perfwatch_bench_api) and Redis database 14, serves it with a uvicorn process and loads it
@@ -53,6 +56,7 @@ sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 import api_bench  # noqa: E402
 import archive_bench  # noqa: E402
+import lifecycle_bench  # noqa: E402
 import restore_bench  # noqa: E402
 import sampler_bench  # noqa: E402
 import storage_bench  # noqa: E402
@@ -129,7 +133,7 @@ def rows_for(plan: SeedPlan) -> list[SnapshotRow]:
     return list(generate_rows(plan, METRIC_TYPE))
 
 
-PARTS = ("sampler", "storage", "retention", "tiers", "archive", "restore", "api")
+PARTS = ("sampler", "storage", "retention", "tiers", "archive", "restore", "lifecycle", "api")
 
 
 async def main() -> None:
@@ -161,6 +165,8 @@ async def on_database(only: str) -> dict[str, Any]:
         parameters.update(await storage_bench.run(url, report))
     if only in ("all", "restore"):
         parameters.update(await restore_bench.run(url, report))
+    if only in ("all", "lifecycle"):
+        parameters.update(await lifecycle_bench.run(admin, report))
     if only in ("all", "api"):
         parameters.update(await api_bench.run(admin, report))
     return parameters

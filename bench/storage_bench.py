@@ -215,7 +215,7 @@ async def run(url: str, report: Report) -> dict[str, Any]:
         columns = ["host", "metric_type", "captured_at", "metric_data"]
         size = await load(connection, f"retention_{name}", ddl, columns, records)
         raw_day[name] = size * scale
-        suffix = "" if name == "today" else f"_{name}"
+        suffix = f"_{name}"  # "today": migration 0001's layout, not the lifecycle part's
         report(f"storage_bytes_per_value_raw{suffix}", size / values, "B")
         report(f"storage_raw_mb_per_host_day{suffix}", size * scale / MB, "MB")
 
@@ -350,9 +350,9 @@ async def run(url: str, report: Report) -> dict[str, Any]:
             + POLICY_DAYS["1h"] * minute_day / 60
         )
 
-    report("storage_projected_bytes_per_host_day", raw_day["today"], "B")
+    report("storage_projected_bytes_per_host_day_today", raw_day["today"], "B")
     today = steady("today", "rows_per_field")
-    report("storage_projected_bytes_steady_state", today, "B")
+    report("storage_projected_bytes_steady_state_today", today, "B")
     best_raw = min(raw_day, key=raw_day.__getitem__)
     best_tier = min(tier_day, key=tier_day.__getitem__)
     best = steady(best_raw, best_tier)

@@ -110,7 +110,10 @@ def bucket_totals(
     Each field's ``[count, sum, min, max, last]`` is picked from ``stats`` once per row, and
     its elements from that small value: PostgreSQL keeps a ``stats`` of a kilobyte or two
     compressed, and every access to it decompresses it (a year of hours read as two fields:
-    68 ms against 123 ms picking the entries to Python, 314 ms reading whole ``stats``)."""
+    68 ms against 123 ms picking the entries to Python, 314 ms reading whole ``stats``). For
+    the same reason ``stats`` is decompressed once per row before the picks, not once per
+    field: ``'{}' || stats`` is ``stats`` itself, detoasted (a day of minutes of cpu, stored
+    compressed, read as two fields: 6.1 ms against 8.2 ms of execution)."""
     params: dict[str, Any] = {}
     picks, aggregates = [], []
     for index, path in enumerate(paths):
@@ -129,18 +132,22 @@ def bucket_totals(
         # SQLite's sum() of integers can overflow; total() is a float.
         total = "sum" if postgres else "total"
         aggregates.append(f"sum({count}), {total}({value}), min({low}), max({high})")
+    rows = f"{TABLES[tier]} WHERE {PAIR} AND bucket >= :start AND bucket < :end"
     if postgres:
         bucket = "date_bin(CAST(:width AS interval), bucket, CAST(:origin AS timestamptz))"
         fence = " OFFSET 0"  # the picks once per row, not once per aggregate
+        rows = (
+            "(SELECT bucket, snapshots, CAST('{}' AS jsonb) || stats AS stats "
+            f"FROM {rows}{fence}) AS t"
+        )
     else:
         epoch = "CAST(strftime('%s', bucket) AS INTEGER)"
         bucket = f"({epoch} - {epoch} % :step)"  # tier buckets are never before 1970
         fence = ""
     statement = times(
         f"SELECT v.start, sum(v.snapshots), {', '.join(aggregates)} "
-        f"FROM (SELECT {bucket} AS start, snapshots, {', '.join(picks)} FROM {TABLES[tier]} "
-        f"WHERE {PAIR} AND bucket >= :start AND bucket < :end{fence}) AS v "
-        "GROUP BY v.start ORDER BY v.start",
+        f"FROM (SELECT {bucket} AS start, snapshots, {', '.join(picks)} "
+        f"FROM {rows}{fence}) AS v GROUP BY v.start ORDER BY v.start",
         "start",
         "end",
     )
