@@ -10,7 +10,7 @@ machine's real collectors) at the default intervals (cpu, memory, disk, network 
 Seeding 30 days of raw (11 M rows, ~9 GB) would take most of an hour on 2 cores, so the data
 is built as the default policy keeps it, with the real code where it matters:
 
-- raw: the window the default policy keeps, BENCH_LIFECYCLE_RAW_DAYS (default 3) days before
+- raw: the window the default policy keeps, BENCH_LIFECYCLE_RAW_DAYS (default 2) days before
   ``T``, generated and COPYed into the real (day, type) partitions, then ``VACUUM ANALYZE``;
 - tiers: the real tier job (``roll_up_tiers``) over the first raw day (its cost is reported),
   then that day's 1-minute and 1-hour rows copied by SQL, shifted by whole days, to cover
@@ -238,7 +238,7 @@ def steady_state(
 
 
 async def run(admin_url: str, report: storage_bench.Report) -> dict[str, Any]:
-    raw_days = env_int("BENCH_LIFECYCLE_RAW_DAYS", 3)
+    raw_days = env_int("BENCH_LIFECYCLE_RAW_DAYS", 2)
     tier_days = env_int("BENCH_LIFECYCLE_TIER_DAYS", 30)
     hour_days = env_int("BENCH_LIFECYCLE_HOUR_DAYS", 365)
     drops = env_int("BENCH_LIFECYCLE_DROPS", 5)

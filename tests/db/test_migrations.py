@@ -383,7 +383,7 @@ OLD_POLICIES = (
 )
 # What 0003 makes of them: (raw_days, minute_days, retention_days, action).
 TIER_POLICIES = {
-    "*": (3, 30, 730, "delete"),
+    "*": (2, 30, 730, "delete"),
     "processes": (2, 30, 365, "archive"),
     "cpu": (2, 14, 14, "archive"),
     "disk": (10, 10, 10, "delete"),

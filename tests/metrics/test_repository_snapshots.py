@@ -253,6 +253,8 @@ async def test_distinct_metric_types(session: AsyncSession) -> None:
     assert await repo.distinct_metric_types("web-1") == ["cpu", "disk", "memory"]
     assert await repo.distinct_metric_types("db-1") == ["memory"]
     assert await repo.distinct_metric_types("nowhere") == []
+    assert await repo.distinct_metric_types(excluding=["cpu", "memory"]) == ["disk", "network"]
+    assert await repo.distinct_metric_types("web-1", excluding=["disk"]) == ["cpu", "memory"]
 
 
 async def test_distinct_on_an_empty_table(session: AsyncSession) -> None:

@@ -117,7 +117,7 @@ $$;
 
 # The 0001 defaults, and what they become: a week of raw alone was 2 GB per host.
 OLD_DEFAULTS = {"*": (30, 7, 60, "delete"), "processes": (7, 1, 300, "archive")}
-NEW_DEFAULTS = {"*": (3, 30, 730), "processes": (2, 30, 365)}
+NEW_DEFAULTS = {"*": (2, 30, 730), "processes": (2, 30, 365)}
 
 
 def _is_postgres() -> bool:

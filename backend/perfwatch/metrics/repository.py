@@ -76,10 +76,15 @@ class SnapshotRepository(Repository[MetricSnapshot]):
         )
         return (await self.session.execute(query)).scalar_one_or_none()
 
-    async def distinct_metric_types(self, host: str | None = None) -> list[str]:
-        """The metric types stored (for ``host`` if given), found by an index skip-scan."""
-        params = {"host": host} if host is not None else {}
-        statement = sql.distinct_metric_types(host is not None)
+    async def distinct_metric_types(
+        self, host: str | None = None, *, excluding: Sequence[str] = ()
+    ) -> list[str]:
+        """The metric types stored (for ``host`` if given), but those in ``excluding``, found
+        by an index skip-scan."""
+        params: dict[str, Any] = {"host": host} if host is not None else {}
+        if excluding:
+            params["excluding"] = list(excluding)
+        statement = sql.distinct_metric_types(host is not None, bool(excluding))
         return [row[0] for row in await self.session.execute(statement, params)]
 
     async def range(

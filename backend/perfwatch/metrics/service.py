@@ -131,8 +131,7 @@ class MetricsService:
 
     # ----- catalogue ----------------------------------------------------------------------
     async def types(self) -> MetricTypeList:
-        stored = await self.repository.distinct_metric_types()
-        extra = sorted(set(stored) - set(METRIC_TYPES))
+        extra = await self.repository.distinct_metric_types(excluding=METRIC_TYPES)
         return MetricTypeList(metric_types=[*METRIC_TYPES, *extra])
 
     async def hosts(self) -> HostList:
@@ -177,10 +176,9 @@ class MetricsService:
         """Known (the sampler's types, or any type stored), else :class:`UnknownMetricTypeError`."""
         if metric_type in METRIC_TYPES:
             return
-        stored = await self.repository.distinct_metric_types()
-        if metric_type not in stored:
-            known = [*METRIC_TYPES, *sorted(set(stored) - set(METRIC_TYPES))]
-            raise UnknownMetricTypeError(metric_type, known)
+        extra = await self.repository.distinct_metric_types(excluding=METRIC_TYPES)
+        if metric_type not in extra:
+            raise UnknownMetricTypeError(metric_type, [*METRIC_TYPES, *extra])
 
     # ----- latest -------------------------------------------------------------------------
     async def latest(

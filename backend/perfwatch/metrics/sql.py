@@ -161,9 +161,15 @@ HOSTS_LAST_SEEN = text(
 )
 
 
-def distinct_metric_types(for_host: bool) -> TextClause:
+def distinct_metric_types(for_host: bool, excluding: bool = False) -> TextClause:
+    """The types stored, by an index skip-scan; ``excluding``: other than the ``:excluding``
+    list. On PostgreSQL that excludes the list's (day, type) leaves at plan time, so looking
+    for types beyond the sampler's reads only the ``_other`` leaves (normally empty) instead of
+    probing every partition once per type."""
     host_filter = "m.host = :host AND " if for_host else ""
-    return text(
+    if excluding:
+        host_filter += "m.metric_type NOT IN :excluding AND "
+    statement = text(
         "WITH RECURSIVE types(metric_type) AS ("
         f" SELECT (SELECT m.metric_type FROM metric_snapshots m WHERE {host_filter}true"
         "  ORDER BY m.metric_type LIMIT 1)"
@@ -173,3 +179,6 @@ def distinct_metric_types(for_host: bool) -> TextClause:
         " FROM types WHERE types.metric_type IS NOT NULL"
         ") SELECT metric_type FROM types WHERE metric_type IS NOT NULL"
     )
+    if excluding:
+        statement = statement.bindparams(bindparam("excluding", expanding=True))
+    return statement
